@@ -1,0 +1,403 @@
+"""Pydantic models of the HTTP API: what requests may carry and what responses look like.
+
+The same classes validate requests (``api/validation.py``) and generate the OpenAPI
+document (``api/openapi.py``), so the document cannot drift from what the server accepts.
+Size bounds are generous for real use and small enough that one request cannot make the
+server build gigantic objects.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from refract.catalog import JobKind, JobStatus, resolve_features
+from refract.youtube_links import InvalidVideoLink, parse_video_url
+
+# A short BCP 47-like tag: "en", "ko", "pt-BR", "zh-Hant-TW".
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3}$"
+MAX_PROMPT_CHARS = 500
+MAX_TRANSCRIPT_LINES = 5000
+MAX_COMMENTS = 2000
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+def _language_field() -> Any:
+    """The ``language`` field both job kinds share (checked by :func:`_checked_language`)."""
+    return Field(
+        default="en",
+        max_length=16,
+        # The pattern is checked by a validator, for a clearer message than a regex.
+        json_schema_extra={"pattern": LANGUAGE_PATTERN},
+        description="Language of the written results, a short BCP 47 tag such as `en` or `pt-BR`.",
+        examples=["en"],
+    )
+
+
+def _checked_language(value: str) -> str:
+    """``value`` if it looks like a language tag, else a pydantic error."""
+    if not re.fullmatch(LANGUAGE_PATTERN, value):
+        raise PydanticCustomError(
+            "language", "must be a short language tag such as en, ko or pt-BR"
+        )
+    return value
+
+
+class _Request(BaseModel):
+    # Unknown fields are refused rather than ignored: a typo such as "feature" would
+    # otherwise silently run every feature.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- video jobs --------------------------------------------------------------------------
+
+
+class TranscriptLineIn(_Request):
+    """One line of a transcript, starting ``start`` seconds into the video."""
+
+    start: float = Field(ge=0, le=7 * 24 * 3600, description="Seconds from the start.")
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class CommentIn(_Request):
+    """One viewer comment."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+    author: str | None = Field(default=None, max_length=200)
+    likes: int = Field(default=0, ge=0, le=10**12)
+    published_at: str | None = Field(
+        default=None, max_length=64, description="When it was posted (ISO 8601)."
+    )
+
+
+class VideoSource(_Request):
+    """The video's material sent inline, for offline use and tests."""
+
+    title: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=20_000)
+    transcript: list[TranscriptLineIn] = Field(
+        default_factory=list, max_length=MAX_TRANSCRIPT_LINES
+    )
+    comments: list[CommentIn] = Field(default_factory=list, max_length=MAX_COMMENTS)
+    thumbnail: str | None = Field(
+        default=None,
+        description=(
+            "The thumbnail as a `data:image/(jpeg|png|webp);base64,...` URL. Other URLs are "
+            "refused: the server never fetches a URL a client chose."
+        ),
+    )
+
+
+class VideoJobRequest(_Request):
+    """Analyse a YouTube video: give its `url`, or its material inline as `source`."""
+
+    kind: Literal["video"] = Field(description="Always `video` for a JSON body.")
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="A YouTube video link in any common form (watch, youtu.be, shorts, embed).",
+        examples=["https://www.youtube.com/watch?v=9bZkp7q19f0"],
+    )
+    source: VideoSource | None = None
+    features: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="A subset of `summary`, `comments`, `thumbnail`; all three by default.",
+    )
+    language: str = _language_field()
+
+    @field_validator("url")
+    @classmethod
+    def _youtube_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse_video_url(value).canonical_url
+        except InvalidVideoLink as exc:
+            raise PydanticCustomError("youtube_url", str(exc)) from exc
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str] | None) -> list[str] | None:
+        return _checked_features(JobKind.VIDEO, value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return _checked_language(value)
+
+    @model_validator(mode="after")
+    def _url_or_source(self) -> VideoJobRequest:
+        # A model-level error has no location; the "field" context names the field the
+        # client should fix (see api/validation.py).
+        if self.url is not None and self.source is not None:
+            raise PydanticCustomError(
+                "url_or_source", "give either url or source, not both", {"field": "source"}
+            )
+        if self.url is None and self.source is None:
+            raise PydanticCustomError(
+                "url_or_source", "url (or an inline source) is required", {"field": "url"}
+            )
+        return self
+
+
+# --- photo cards -------------------------------------------------------------------------
+
+
+class PhotoCardForm(_Request):
+    """A photo card, sent as `multipart/form-data`."""
+
+    kind: Literal["photocard"] = Field(description="Always `photocard` for a multipart body.")
+    photo: bytes = Field(
+        description="The visitor's photo: a JPEG, PNG or WebP file (checked by content)."
+    )
+    prompt: str = Field(
+        default="",
+        max_length=MAX_PROMPT_CHARS,
+        description="The visitor's extra prompt for the card.",
+    )
+    features: list[str] | None = Field(
+        default=None,
+        description=(
+            "A subset of `caption`, `stylize`, `card` (comma-separated, or the field "
+            "repeated); `card` needs the other two. All three by default."
+        ),
+    )
+    language: str = _language_field()
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str] | None) -> list[str] | None:
+        return _checked_features(JobKind.PHOTOCARD, value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return _checked_language(value)
+
+
+def _checked_features(kind: JobKind, value: list[str] | None) -> list[str] | None:
+    """The catalog's check, as a pydantic error on the ``features`` field."""
+    if value is None:
+        return None
+    try:
+        return resolve_features(kind, value)
+    except ValueError as exc:
+        raise PydanticCustomError("feature", str(exc)) from exc
+
+
+class IdempotencyHeaders(BaseModel):
+    """Headers of `POST /api/v1/jobs`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+        description="Repeat a request safely: the same key and body return the same job (200).",
+    )
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+            raise PydanticCustomError(
+                "idempotency_key", "must be 1 to 255 printable ASCII characters"
+            )
+        return value
+
+
+class _Query(BaseModel):
+    # Unknown query parameters (cache busters such as `_=1732...`) are ignored.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class JobListQuery(_Query):
+    """Query parameters of `GET /api/v1/jobs`."""
+
+    status: JobStatus | None = None
+    kind: JobKind | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(
+        default=None, max_length=512, description="`next_cursor` of the previous page."
+    )
+
+
+class EventsQuery(_Query):
+    """Query parameters of `GET /api/v1/jobs/{job_id}/events`."""
+
+    last_event_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Resume after this event id (same as the `Last-Event-ID` header).",
+    )
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+class FeatureError(BaseModel):
+    """Why a feature ended without a result; `code` is stable."""
+
+    code: str = Field(examples=["safety_block"])
+    message: str
+
+
+class Usage(BaseModel):
+    """Model tokens a feature used."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class FeatureResource(BaseModel):
+    """One feature of a job."""
+
+    status: str = Field(
+        description="waiting, queued, running, succeeded, failed, blocked, skipped or canceled"
+    )
+    progress: float = Field(ge=0, le=1)
+    attempts: int = Field(ge=0)
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="The feature's result; `stylize` and `card` carry an `image_url`.",
+    )
+    error: FeatureError | None = None
+    backend: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: Usage | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class VideoInputSummary(BaseModel):
+    """What a video job works on."""
+
+    url: str | None = None
+    video_id: str | None = None
+    title: str | None = None
+    inline_source: bool = False
+
+
+class PhotoCardInputSummary(BaseModel):
+    """What a photo card job works on."""
+
+    prompt: str = ""
+    photo_url: str | None = None
+
+
+class JobLinks(BaseModel):
+    """Related URLs."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    self_: str = Field(alias="self")
+    events: str
+
+
+class JobResource(BaseModel):
+    """A job and each of its features (see API.md)."""
+
+    id: str = Field(description="The job id (a UUID).")
+    kind: JobKind
+    status: JobStatus
+    progress: float = Field(ge=0, le=1)
+    language: str
+    input: VideoInputSummary | PhotoCardInputSummary
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    features: dict[str, FeatureResource]
+    links: JobLinks
+    version: int = Field(description="Increases on every change; the ETag is derived from it.")
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[JobResource]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class ProblemField(BaseModel):
+    """One field that failed validation."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None
+
+
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"]
+
+
+class ReadinessCheck(BaseModel):
+    """One dependency's state."""
+
+    ok: bool
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    """Whether every dependency answered."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, ReadinessCheck]
+
+
+class NotReadyProblem(Problem):
+    """`/readyz` when a dependency is down: a problem with each check's result."""
+
+    checks: dict[str, ReadinessCheck]
+
+
+class FeatureEventData(BaseModel):
+    """`data` of a `feature` event on the progress stream."""
+
+    job_id: str
+    feature: str
+    status: str
+    progress: float
+    attempts: int
+    error: FeatureError | None = None
+
+
+class JobEventFeature(BaseModel):
+    """One feature's state inside a `job` event."""
+
+    status: str
+    progress: float
+
+
+class JobEventData(BaseModel):
+    """`data` of a `job` event; the stream ends after the one whose `final` is true."""
+
+    job_id: str
+    status: JobStatus
+    progress: float
+    final: bool
+    features: dict[str, JobEventFeature]

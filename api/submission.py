@@ -1,0 +1,142 @@
+"""Submitting a checked job: create, commit, publish, then enqueue.
+
+The order is the design's: the job, its feature rows and its images are committed in
+one transaction; only then is the creation snapshot published and the Celery canvas
+sent. A broker failure after the commit is logged and the job stays ``queued`` with no
+``enqueued_at``, for the reconciler to send again: the client still gets its 202.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from api.intake import Submission
+from api.services import Services
+from refract.catalog import JobKind
+from refract.dispatch import enqueue, record_enqueued
+from refract.errors import Conflict
+from refract.jobs import NewJob, add_job, creation_events, find_by_idempotency_key
+from refract.media import MediaStore, store_image
+from refract.models import Artifact, Job
+from refract.resources import job_resource
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The submitted job, and whether this request created it (or replayed a key)."""
+
+    job: Job
+    created: bool
+
+
+def submit(
+    session: Session, services: Services, submission: Submission, key: str | None
+) -> Outcome:
+    """Create the job of ``submission`` (or return the one ``key`` already created)."""
+    if key is not None:
+        existing = find_by_idempotency_key(session, key, submission.fingerprint)
+        if existing is not None:
+            return Outcome(existing, created=False)
+    try:
+        job = _create(session, services.store, submission, key)
+    except IntegrityError:
+        # Another request with the same Idempotency-Key committed first.
+        if key is None:
+            raise
+        existing = find_by_idempotency_key(session, key, submission.fingerprint)
+        if existing is None:
+            raise Conflict("a request with this Idempotency-Key is in progress") from None
+        return Outcome(existing, created=False)
+    bound = log.bind(job_id=str(job.id), kind=job.kind)
+    bound.info("job_created", features=submission.features)
+    services.bus.publish(str(job.id), job.version, job_resource(job), creation_events(job))
+    _enqueue(session, services, job, submission.features, bound)
+    return Outcome(job, created=True)
+
+
+def _create(session: Session, store: MediaStore, submission: Submission, key: str | None) -> Job:
+    """Add and commit the job and its images; on any failure nothing is left behind."""
+    written: list[str] = []
+    try:
+        job = add_job(
+            session,
+            NewJob(
+                kind=submission.kind,
+                features=submission.features,
+                language=submission.language,
+                input=submission.input,
+                idempotency_key=key,
+                request_hash=submission.fingerprint,
+            ),
+        )
+        artifacts: dict[str, Artifact] = {}
+        for role, image in submission.images.items():
+            artifact = store_image(
+                session,
+                store,
+                job_id=job.id,
+                role=role,
+                data=image.data,
+                content_type=image.mime_type,
+                width=image.width,
+                height=image.height,
+            )
+            written.append(artifact.storage_key)
+            artifacts[role] = artifact
+        # A new dict, not an in-place change: the JSON column only notices reassignment.
+        job.input = _complete_input(submission, artifacts)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for storage_key in written:
+            store.delete(storage_key)
+        raise
+    return job
+
+
+def _complete_input(submission: Submission, artifacts: dict[str, Artifact]) -> dict[str, Any]:
+    """The job's input, pointing at its stored images by artifact id."""
+    data = dict(submission.input)
+    if submission.kind == JobKind.PHOTOCARD:
+        photo_id = str(artifacts["photo"].id)
+        data["photo_artifact_id"] = photo_id
+        data["photo_url"] = f"/api/v1/artifacts/{photo_id}"
+    elif "thumbnail" in artifacts:
+        data["source"] = {**data["source"], "thumbnail_artifact_id": str(artifacts["thumbnail"].id)}
+    return data
+
+
+def _enqueue(
+    session: Session,
+    services: Services,
+    job: Job,
+    features: list[str],
+    bound: Any,
+) -> None:
+    """Send the job's canvas; a failure leaves it to the reconciler."""
+    job_id: uuid.UUID = job.id
+    try:
+        enqueue(services.celery, job_id, features)
+    except Exception as exc:
+        # Kombu and redis raise many types for a broker that is down; whatever it was,
+        # the job is committed and the reconciler will send it.
+        bound.warning("enqueue_failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        record_enqueued(session, job_id)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        # The messages are out; without enqueued_at the reconciler may send them again,
+        # which idempotent tasks absorb.
+        bound.warning("record_enqueued_failed", error=str(exc))
+        return
+    bound.info("job_enqueued")

@@ -1,0 +1,1 @@
+"""Alembic migrations for Refract's schema (see ``refract/migrate.py``)."""

@@ -1,0 +1,2 @@
+"""Offline analyses behind the ``local`` model backend: text statistics, extractive
+summaries, comment sentiment, picture descriptions and the cartoon restyle."""

@@ -1,0 +1,225 @@
+"""The ``refract`` command: migrate, api, worker, beat, up.
+
+Every sub-command reads the same settings (environment variables, see the README).
+``refract up`` runs the API, a worker and beat as child processes in the foreground and
+stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from refract.catalog import ALL_QUEUES
+from refract.logs import configure_logging
+from refract.settings import Settings, load_settings
+from refract.stack import redact
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database schema to the newest revision."""
+    from refract.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print(f"refract: schema up to date on {redact(settings.database_url)}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API with gunicorn (threads, so Server-Sent Events do not starve it)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = _settings()
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", "-" if args.access_log else None)
+
+        def load(self) -> Any:
+            # Built in each worker process after the fork: no shared connections.
+            from api import create_app
+
+            return create_app(settings)
+
+    _Server().run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker (threads pool) on the given queues."""
+    import worker.signals  # noqa: F401  (per-process set-up after a fork)
+    from worker.app import create_celery_app
+
+    settings = _settings()
+    app = create_celery_app(settings)
+    argv = [
+        "worker",
+        "--queues",
+        args.queues,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(args.concurrency or settings.worker_concurrency),
+        "--loglevel",
+        settings.log_level,
+        "--hostname",
+        args.hostname,
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Run Celery beat, which schedules the reconciler."""
+    from worker.app import create_celery_app
+
+    settings = _settings()
+    app = create_celery_app(settings)
+    schedule = os.path.join(args.state_dir, "celerybeat-schedule")
+    os.makedirs(args.state_dir, exist_ok=True)
+    app.start(["beat", "--loglevel", settings.log_level, "--schedule", schedule])
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Migrate, then run the API, a worker and beat until Ctrl-C; stop them cleanly."""
+    from refract.stack import LocalStack
+
+    stack = LocalStack(
+        _settings(),
+        host=args.host,
+        port=args.port,
+        queues=args.queues,
+        concurrency=args.concurrency,
+        state_dir=Path(args.state_dir),
+    )
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack.run_until_signalled()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a job to a running API, follow it live, print and save its results."""
+    import httpx
+
+    from refract.client import ClientError, follow, print_results, save_images, submit
+
+    features = [f.strip() for f in args.features.split(",")] if args.features else None
+    with httpx.Client(base_url=args.api, timeout=30) as http:
+        try:
+            job = submit(
+                http, args.target, prompt=args.prompt, features=features, language=args.language
+            )
+        except (ClientError, httpx.HTTPError, OSError, ValueError) as exc:
+            print(f"refract submit: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"job {job['id']} submitted; following {args.api}{job['links']['events']}",
+            file=sys.stderr,
+        )
+        try:
+            job = follow(http, job, out=sys.stderr if args.json else sys.stdout)
+        except KeyboardInterrupt:
+            print(f"\nstopped following; job {job['id']} goes on", file=sys.stderr)
+            return 130
+        saved = save_images(http, job, Path(args.out) / job["id"])
+    if args.json:
+        print(json.dumps(job, indent=2, ensure_ascii=False))
+    else:
+        print_results(job, saved)
+    return 0 if job["status"] == "succeeded" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="refract", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    def add_server_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+
+    api = sub.add_parser("api", help="serve the HTTP API (gunicorn)")
+    add_server_args(api)
+    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--threads", type=int, default=16)
+    api.add_argument("--access-log", action="store_true")
+    api.set_defaults(func=cmd_api)
+
+    wrk = sub.add_parser("worker", help="run a Celery worker")
+    wrk.add_argument("--queues", default=",".join(ALL_QUEUES))
+    wrk.add_argument("--concurrency", type=int, default=None)
+    wrk.add_argument("--hostname", default="refract@%h")
+    wrk.set_defaults(func=cmd_worker)
+
+    beat = sub.add_parser("beat", help="run Celery beat (the reconciler's schedule)")
+    beat.add_argument("--state-dir", default="var")
+    beat.set_defaults(func=cmd_beat)
+
+    up = sub.add_parser("up", help="run API, worker and beat together until Ctrl-C")
+    add_server_args(up)
+    up.add_argument("--queues", default=",".join(ALL_QUEUES))
+    up.add_argument("--concurrency", type=int, default=None)
+    up.add_argument("--state-dir", default="var")
+    up.set_defaults(func=cmd_up)
+
+    sbm = sub.add_parser("submit", help="submit a YouTube URL, photo or source JSON and follow it")
+    sbm.add_argument("target", help="a YouTube link, an image file, or a video source JSON file")
+    sbm.add_argument("--api", default="http://127.0.0.1:8000", help="the API's base URL")
+    sbm.add_argument("--prompt", help="the visitor's extra prompt (photo cards)")
+    sbm.add_argument("--features", help="comma-separated subset of features")
+    sbm.add_argument("--language", help="language of the written results, e.g. en or ko")
+    sbm.add_argument("--json", action="store_true", help="print the final job as JSON")
+    sbm.add_argument("--out", default="var/out", help="where to save image artifacts")
+    sbm.set_defaults(func=cmd_submit)
+
+    demo = sub.add_parser("demo", help="start the embedded stack, run the samples, stop")
+    demo.add_argument("--port", type=int, default=None, help="API port (default: a free one)")
+    demo.add_argument("--out", default="var/demo", help="where to save the images")
+    demo.add_argument("--state-dir", default="var")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the samples through a freshly started embedded stack and print everything."""
+    from refract.demo import run_demo
+
+    return run_demo(
+        _settings(), port=args.port, out_dir=Path(args.out), state_dir=Path(args.state_dir)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``refract`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""One engine and one sessionmaker per process; sessions scoped by their callers.
+
+The API opens a session per request (``api/db.py``), a task a session per run
+(``tasks/runner.py``). After a fork (Celery prefork, gunicorn) the inherited pool is
+dropped with ``engine.dispose(close=False)`` so that children never share connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from refract.settings import Settings
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def build_engine(database_url: str) -> Engine:
+    """An engine for ``database_url``; SQLite gets WAL and a busy timeout."""
+    url = make_url(database_url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    elif url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; the busy timeout makes writers from
+    # several worker processes wait for each other instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def init_engine(settings: Settings) -> Engine:
+    """Create this process's engine and sessionmaker (idempotent for the same URL)."""
+    global _engine, _sessionmaker
+    if _engine is None or str(_engine.url) != str(build_engine_url(settings.database_url)):
+        if _engine is not None:
+            _engine.dispose()
+        _engine = build_engine(settings.database_url)
+        _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def build_engine_url(database_url: str) -> str:
+    """The URL an engine would use for ``database_url`` (postgresql means psycopg 3)."""
+    url = make_url(database_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return str(url)
+
+
+def get_engine() -> Engine:
+    """This process's engine; :func:`init_engine` must have run."""
+    if _engine is None:
+        raise RuntimeError("database engine not initialised; call init_engine(settings)")
+    return _engine
+
+
+def get_sessionmaker() -> sessionmaker[Session]:
+    """This process's sessionmaker; :func:`init_engine` must have run."""
+    if _sessionmaker is None:
+        raise RuntimeError("database engine not initialised; call init_engine(settings)")
+    return _sessionmaker
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_after_fork() -> None:
+    """Drop connections inherited from the parent without closing the parent's sockets."""
+    if _engine is not None:
+        _engine.dispose(close=False)

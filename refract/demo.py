@@ -1,0 +1,64 @@
+"""``refract demo``: the whole product in one command, on the embedded stack.
+
+Starts Redis (embedded), the API, a worker and beat; submits the sample video and the
+sample photo from ``examples/``; shows their progress live; prints every feature's
+result and where the card was saved; then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+
+from refract.client import follow, print_results, save_images, submit
+from refract.settings import Settings
+from refract.stack import LocalStack
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEMO_PROMPT = "a retro space-mission trading card, bold colours, stars in the background"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_demo(settings: Settings, *, port: int | None, out_dir: Path, state_dir: Path) -> int:
+    """Run the demo; 0 when every feature of both jobs succeeded."""
+    video, photo = EXAMPLES / "video.json", EXAMPLES / "astronaut.png"
+    for sample in (video, photo):
+        if not sample.is_file():
+            print(f"refract demo: sample {sample} is missing", file=sys.stderr)
+            return 2
+    stack = LocalStack(settings, port=port or _free_port(), state_dir=state_dir, quiet=True)
+    print(f"refract demo: starting the stack (logs in {state_dir / 'stack.log'})", flush=True)
+    ok = True
+    try:
+        stack.start()
+        stack.wait_ready()
+        print(f"refract demo: API ready at {stack.api_url}\n", flush=True)
+        with httpx.Client(base_url=stack.api_url, timeout=30) as http:
+            video_job = submit(http, str(video))
+            photo_job = submit(http, str(photo), prompt=DEMO_PROMPT)
+            print(f"video job {video_job['id']} — {video.name}")
+            video_job = follow(http, video_job, label="video  ")
+            print(f"\nphoto card job {photo_job['id']} — {photo.name}")
+            photo_job = follow(http, photo_job, label="photo  ")
+            for job in (video_job, photo_job):
+                saved = save_images(http, job, out_dir)
+                print_results(job, saved)
+                ok = ok and job["status"] == "succeeded"
+                if "card" in saved:
+                    print(f"\nthe finished card: {saved['card'].resolve()}")
+    except KeyboardInterrupt:
+        print("\nrefract demo: interrupted", file=sys.stderr)
+        ok = False
+    finally:
+        print("\nrefract demo: stopping the stack", flush=True)
+        stack.stop()
+    print("refract demo: " + ("every feature succeeded" if ok else "some features did not succeed"))
+    return 0 if ok else 1

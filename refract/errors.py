@@ -1,0 +1,135 @@
+"""Refract's one exception hierarchy.
+
+``ProblemError`` and its subclasses are what the HTTP API raises; the single error
+handler in ``api/errors.py`` turns them into RFC 9457 problem+json. ``FeatureError`` is
+what a feature raises when it ends without a result; the task runner records its stable
+``code`` and the status it implies (``failed`` or ``blocked``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RefractError(Exception):
+    """Root of every error Refract raises on purpose."""
+
+
+@dataclass
+class FieldError:
+    """One field that failed validation, as listed in a problem's ``errors``."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form used in problem+json bodies."""
+        return {"field": self.field, "message": self.message}
+
+
+class ProblemError(RefractError):
+    """An error the API reports to its client as problem+json."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.retry_after = retry_after
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The problem+json document for this error."""
+        doc: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            doc["errors"] = [e.as_dict() for e in self.errors]
+        return doc
+
+
+class BadRequest(ProblemError):
+    """The body could not be parsed at all (malformed JSON, broken multipart)."""
+
+    status, title = 400, "Bad Request"
+
+
+class NotFound(ProblemError):
+    """No such job, artifact or route."""
+
+    status, title = 404, "Not Found"
+
+
+class MethodNotAllowed(ProblemError):
+    """The route exists but not with this method."""
+
+    status, title = 405, "Method Not Allowed"
+
+
+class Conflict(ProblemError):
+    """An idempotency key was reused with a different body."""
+
+    status, title = 409, "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    """The body or an uploaded file is over its limit."""
+
+    status, title = 413, "Content Too Large"
+
+
+class UnsupportedMediaType(ProblemError):
+    """The body or upload is of a type the endpoint does not take."""
+
+    status, title = 415, "Unsupported Media Type"
+
+
+class ValidationFailed(ProblemError):
+    """The body parsed but its content is not acceptable."""
+
+    status, title = 422, "Unprocessable Content"
+
+
+class ServiceUnavailable(ProblemError):
+    """A dependency (database, Redis, broker) is down or the service is overloaded."""
+
+    status, title = 503, "Service Unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **kwargs)
+
+
+@dataclass
+class FeatureError(RefractError):
+    """A feature ended without a result. ``code`` is stable and shown to clients."""
+
+    code: str
+    message: str
+    status: str = "failed"  # or "blocked" for a safety refusal
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class RetryableModelError(RefractError):
+    """A transient model error (429, 5xx, timeout); only the retry loop sees it."""
+
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after

@@ -1,0 +1,108 @@
+"""The model gateway's interface: one method per feature, the same for every backend.
+
+A backend returns a :class:`ModelReply` or raises :class:`~refract.errors.FeatureError`
+(``failed`` or ``blocked``, with a stable code). Tasks never see SDK types.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageBlob:
+    """Image bytes and their media type."""
+
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a model call consumed (``None`` when the backend does not count them)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One timed line of a transcript."""
+
+    start: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One viewer comment."""
+
+    text: str
+    author: str | None = None
+    likes: int = 0
+    published_at: str | None = None
+    replies: int = 0
+
+
+@dataclass(frozen=True)
+class VideoMaterial:
+    """What is known about a video: from an inline ``source`` or fetched from YouTube."""
+
+    title: str = ""
+    description: str = ""
+    url: str | None = None
+    video_id: str | None = None
+    transcript: tuple[TranscriptLine, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    duration_s: float | None = None
+
+    @property
+    def transcript_span_s(self) -> float:
+        """The time of the last transcript line (0 without a transcript)."""
+        return max((line.start for line in self.transcript), default=0.0)
+
+
+@dataclass
+class ModelReply:
+    """A feature's answer: its validated result, and for image features the image."""
+
+    data: dict[str, Any]
+    backend: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    image: ImageBlob | None = None
+    prompt_version: str | None = None
+
+
+class ModelBackend(ABC):
+    """What every backend (``gemini``, ``local``) offers, one method per feature."""
+
+    name: str
+
+    @abstractmethod
+    def summarize_video(self, video: VideoMaterial, *, language: str) -> ModelReply:
+        """``summary``: the video (by URL) or its transcript → :class:`SummaryResult`."""
+
+    @abstractmethod
+    def analyze_comments(self, video: VideoMaterial, *, language: str) -> ModelReply:
+        """``comments``: the comments → :class:`CommentsResult`."""
+
+    @abstractmethod
+    def analyze_thumbnail(self, image: ImageBlob, *, title: str, language: str) -> ModelReply:
+        """``thumbnail``: the thumbnail image → :class:`ThumbnailResult`."""
+
+    @abstractmethod
+    def caption_photo(self, image: ImageBlob, *, language: str) -> ModelReply:
+        """``caption``: the visitor's photo → :class:`CaptionResult`."""
+
+    @abstractmethod
+    def stylize_face(self, face: ImageBlob) -> ModelReply:
+        """``stylize``: a cropped face → a 3D-character portrait (``reply.image``)."""
+
+    @abstractmethod
+    def compose_card(
+        self, portrait: ImageBlob, *, caption: str, prompt: str, language: str
+    ) -> ModelReply:
+        """``card``: portrait + caption + visitor's prompt → the finished card image."""

@@ -1,0 +1,214 @@
+"""Checking and cleaning images that clients send.
+
+Uploads are judged by their bytes, never by file name or Content-Type: Pillow must
+identify them as JPEG, PNG or WebP, their pixel count is checked from the header before
+any pixel is decoded, they are then fully decoded (a truncated file is refused), turned
+upright per EXIF, and re-encoded from pixels so that no metadata (EXIF, GPS, XMP, ICC
+profiles, PNG text chunks) survives.
+
+Choices worth knowing:
+
+- Animated PNG/WebP (and multi-picture MPO JPEGs from phones) are accepted; only the
+  first frame is kept. A photo booth wants one picture, and refusing a phone's "motion"
+  file would only confuse the visitor.
+- The output keeps the input's format. Pixels are normalised to RGB, or RGBA when the
+  image has transparency and the format can carry it (PNG, WebP), so consumers
+  (face detection, the model) never meet CMYK, palette or 16-bit modes.
+- Colour profiles are dropped, not applied: pixels are taken as sRGB. Parsing a hostile
+  ICC profile is attack surface we do not need for a booth photo.
+- Pillow's global ``Image.MAX_IMAGE_PIXELS`` and ``ImageFile.LOAD_TRUNCATED_IMAGES`` are
+  never changed; our own limit comes from the caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import io
+import re
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from refract.errors import (
+    FieldError,
+    PayloadTooLarge,
+    ProblemError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+MIN_SIDE_PX = 16
+JPEG_QUALITY = 92
+WEBP_QUALITY = 90
+
+# Pillow's names for what we accept; MPO is a JPEG with extra pictures appended.
+_OPEN_FORMATS = ("JPEG", "PNG", "WEBP")
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+# data:image/<subtype>[;name=value]*;base64,<payload>: only the header is matched by the
+# regex; the payload is checked by the base64 decoder, which is far cheaper on megabytes.
+_DATA_URL_HEADER_RE = re.compile(
+    r"data:image/[a-z0-9.+-]{1,40}(?:;[a-z0-9_.-]{1,40}=[a-z0-9_.+-]{1,80}){0,4};base64",
+    re.IGNORECASE,
+)
+NOT_A_DATA_URL = "must be a data: URL; the server never fetches client-chosen URLs"
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """An image that passed every check, re-encoded without metadata."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    format: str  # "JPEG", "PNG" or "WEBP"
+
+
+def _problem(cls: type[ProblemError], field: str, message: str) -> ProblemError:
+    """A problem whose detail names the field and whose ``errors`` lists it."""
+    return cls(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def sanitize_image(data: bytes, *, field: str, max_bytes: int, max_pixels: int) -> CleanImage:
+    """Check ``data`` by content and return it re-encoded, upright and without metadata.
+
+    Raises ``PayloadTooLarge`` (413) over ``max_bytes``, ``UnsupportedMediaType`` (415)
+    unless Pillow identifies JPEG, PNG or WebP, and ``ValidationFailed`` (422) for too many
+    pixels, tiny images, and truncated or corrupt files. ``field`` names the form field
+    in the error.
+    """
+    if len(data) > max_bytes:
+        raise _problem(PayloadTooLarge, field, f"image is larger than {max_bytes} bytes")
+    if not data:
+        raise _problem(UnsupportedMediaType, field, "image is empty")
+    image = _open(data, field)
+    try:
+        return _clean(image, field, max_pixels)
+    finally:
+        image.close()
+
+
+def _open(data: bytes, field: str) -> Image.Image:
+    """Identify the image from its header only (no pixel is decoded here)."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise _problem(UnsupportedMediaType, field, "is not a JPEG, PNG or WebP image") from exc
+    except Image.DecompressionBombError as exc:
+        # Pillow's own (global, higher) limit tripped while reading the header.
+        raise _problem(ValidationFailed, field, "image has too many pixels") from exc
+    except Exception as exc:
+        # Plugins raise a wide variety of exceptions on hostile headers (ValueError for
+        # oversized text chunks, OSError, ...); all of them mean "not a usable image".
+        raise _problem(ValidationFailed, field, "image is truncated or corrupt") from exc
+    fmt = _FORMAT_ALIASES.get(image.format or "", image.format or "")
+    if fmt not in MIME_TYPES:
+        image.close()
+        raise _problem(UnsupportedMediaType, field, "is not a JPEG, PNG or WebP image")
+    return image
+
+
+def _clean(image: Image.Image, field: str, max_pixels: int) -> CleanImage:
+    """Check dimensions, decode fully, orient, normalise mode and re-encode."""
+    fmt = _FORMAT_ALIASES.get(image.format or "", image.format or "")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _problem(
+            ValidationFailed,
+            field,
+            f"image is {width}x{height} pixels; at most {max_pixels} pixels are allowed",
+        )
+    if min(width, height) < MIN_SIDE_PX:
+        raise _problem(
+            ValidationFailed,
+            field,
+            f"image is {width}x{height} pixels; each side must be at least {MIN_SIDE_PX}",
+        )
+    try:
+        # Animated images: the file is positioned on frame 0 after open; load() decodes
+        # only that frame, which is the one we keep.
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise _problem(ValidationFailed, field, "image has too many pixels") from exc
+    except Exception as exc:
+        # Truncated data ("image file is truncated"), broken zlib/JPEG streams and plugin
+        # parsing errors all surface here with different exception types.
+        raise _problem(ValidationFailed, field, "image is truncated or corrupt") from exc
+    pixels = _upright(image)
+    pixels = _normalise_mode(pixels, fmt)
+    # Emptying info before encoding is what guarantees no metadata survives: some
+    # encoders (PNG's iCCP) fall back to the image's info when not told otherwise.
+    pixels.info = {}
+    data = _encode(pixels, fmt)
+    return CleanImage(
+        data=data,
+        mime_type=MIME_TYPES[fmt],
+        width=pixels.width,
+        height=pixels.height,
+        format=fmt,
+    )
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation in place, if any; corrupt EXIF leaves the image as is."""
+    # Malformed EXIF from odd cameras should not cost the visitor their photo; the block
+    # is dropped on re-encode anyway.
+    with contextlib.suppress(Exception):
+        ImageOps.exif_transpose(image, in_place=True)
+    return image
+
+
+def _normalise_mode(image: Image.Image, fmt: str) -> Image.Image:
+    """Return RGB, or RGBA when the image has transparency and ``fmt`` can store it."""
+    if image.mode.startswith("I"):
+        # 16/32-bit greyscale (PNG): convert("L") would clip at 255 rather than scale.
+        image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        # A 16-bit tRNS colour key no longer matches the 8-bit values; drop it.
+        image.info.pop("transparency", None)
+    mode = image.mode
+    keep_alpha = fmt != "JPEG" and ("A" in mode or "a" in mode or image.has_transparency_data)
+    target = "RGBA" if keep_alpha else "RGB"
+    return image if mode == target else image.convert(target)
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    """Encode pixels only: no EXIF, XMP, ICC profile or text chunks are passed."""
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    elif fmt == "PNG":
+        image.save(out, format="PNG", optimize=True)
+    else:
+        image.save(out, format="WEBP", quality=WEBP_QUALITY)
+    return out.getvalue()
+
+
+def decode_data_url(value: str, *, field: str, max_bytes: int, max_pixels: int) -> CleanImage:
+    """Decode a ``data:image/...;base64,...`` string and sanitise the image inside it.
+
+    Any other URL is refused (422): the server never fetches client-chosen URLs. The
+    decoded size is checked against ``max_bytes`` before the payload is decoded.
+    """
+    if not isinstance(value, str) or value[:5].lower() != "data:":
+        raise _problem(ValidationFailed, field, NOT_A_DATA_URL)
+    header, comma, payload = value.partition(",")
+    if not comma:
+        raise _problem(ValidationFailed, field, "data: URL has no ',' before its data")
+    if not header[5:].lower().startswith("image/"):
+        raise _problem(UnsupportedMediaType, field, "data: URL must hold an image/* type")
+    if not _DATA_URL_HEADER_RE.fullmatch(header):
+        raise _problem(
+            ValidationFailed, field, "data: URL must be of the form data:image/<type>;base64,..."
+        )
+    # Base64 turns every 3 bytes into 4 characters; refuse before allocating the bytes.
+    if (len(payload) // 4) * 3 - payload[-2:].count("=") > max_bytes:
+        raise _problem(PayloadTooLarge, field, f"image is larger than {max_bytes} bytes")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _problem(ValidationFailed, field, "data: URL payload is not valid base64") from exc
+    return sanitize_image(data, field=field, max_bytes=max_bytes, max_pixels=max_pixels)

@@ -1,0 +1,155 @@
+"""Creating, finding and listing jobs. Functions here never commit: callers own sessions.
+
+Submitting a job (create, commit, then enqueue) is orchestrated by the API in
+``api/submission.py``; the reconciler re-enqueues through :mod:`refract.dispatch`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from refract.catalog import FEATURES, FeatureStatus, JobKind
+from refract.errors import Conflict, NotFound, ValidationFailed
+from refract.jobstate import job_event
+from refract.models import FeatureRun, Job, utcnow
+from refract.progress import Event
+from refract.resources import job_resource
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """Everything needed to create a job, already validated by the API."""
+
+    kind: JobKind
+    features: list[str]
+    language: str
+    input: dict[str, Any]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+def request_fingerprint(payload: Any) -> str:
+    """A stable hash of a request body, to tell a retried request from a different one."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_by_idempotency_key(session: Session, key: str, request_hash: str | None) -> Job | None:
+    """The job created earlier with ``key``; ``Conflict`` if it was for another body."""
+    job = session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
+    if job is not None and request_hash is not None and job.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request body")
+    return job
+
+
+def add_job(session: Session, new: NewJob) -> Job:
+    """Add a job and one feature row per feature to ``session`` (flushed, not committed)."""
+    now = utcnow()
+    job = Job(
+        id=uuid.uuid4(),
+        kind=new.kind.value,
+        status="queued",
+        progress=0.0,
+        language=new.language,
+        input=new.input,
+        idempotency_key=new.idempotency_key,
+        request_hash=new.request_hash,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    for position, name in enumerate(new.features):
+        status = FeatureStatus.WAITING if FEATURES[name].needs else FeatureStatus.QUEUED
+        job.features.append(
+            FeatureRun(
+                feature=name,
+                position=position,
+                status=status.value,
+                progress=0.0,
+                attempts=0,
+                queued_at=now,
+            )
+        )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def creation_events(job: Job) -> list[Event]:
+    """The events that open a job's stream: its state when it was created."""
+    return [job_event(job)]
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """The job with id ``job_id``; ``NotFound`` for unknown or malformed ids."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError as exc:
+        raise NotFound(f"job {job_id} does not exist") from exc
+    job = session.get(Job, key)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque cursor pointing just after ``job`` in newest-first order."""
+    created = job.created_at.isoformat()
+    raw = json.dumps([created, str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a cursor points after; 422 on a malformed cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValidationFailed("cursor is malformed") from exc
+
+
+def list_jobs(
+    session: Session,
+    *,
+    limit: int,
+    status: str | None = None,
+    kind: str | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """Jobs newest first (keyset pagination on created_at, id) and the next cursor."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if status:
+        query = query.where(Job.status == status)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    jobs = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
+    return jobs[:limit], next_cursor
+
+
+__all__ = [
+    "NewJob",
+    "add_job",
+    "creation_events",
+    "find_by_idempotency_key",
+    "get_job",
+    "job_resource",
+    "list_jobs",
+    "request_fingerprint",
+]

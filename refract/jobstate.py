@@ -1,0 +1,135 @@
+"""Changing a job's state: one place that locks, mutates, aggregates and publishes.
+
+Every change goes through :func:`change_job`: it bumps the job's ``version`` first (which
+takes the row lock on Postgres and the write lock on SQLite), lets the caller change
+feature rows, recomputes the job's status and progress, and publishes the new snapshot
+and its events to Redis before the transaction commits, so that events come in the
+order the database applied them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from refract.catalog import FINAL_FEATURE_STATUSES, FeatureStatus, JobStatus
+from refract.models import FeatureRun, Job, utcnow
+from refract.progress import Event, ProgressBus
+from refract.resources import job_resource
+
+
+def aggregate(runs: Sequence[FeatureRun]) -> tuple[JobStatus, float]:
+    """A job's status and progress from its features' (see API.md for the rules)."""
+    statuses = [FeatureStatus(run.status) for run in runs]
+    progress = (
+        sum(
+            1.0 if s in FINAL_FEATURE_STATUSES else run.progress
+            for s, run in zip(statuses, runs, strict=True)
+        )
+        / len(runs)
+        if runs
+        else 1.0
+    )
+    if all(s in FINAL_FEATURE_STATUSES for s in statuses):
+        if statuses and all(s == FeatureStatus.CANCELED for s in statuses):
+            return JobStatus.CANCELED, 1.0
+        succeeded = sum(s == FeatureStatus.SUCCEEDED for s in statuses)
+        if succeeded == len(statuses):
+            return JobStatus.SUCCEEDED, 1.0
+        return (JobStatus.PARTIAL if succeeded else JobStatus.FAILED), 1.0
+    if all(s in (FeatureStatus.QUEUED, FeatureStatus.WAITING) for s in statuses):
+        return JobStatus.QUEUED, progress
+    return JobStatus.RUNNING, progress
+
+
+def feature_event(job_id: str, run: FeatureRun, **extra: Any) -> Event:
+    """The ``feature`` event describing ``run``'s current state."""
+    data: dict[str, Any] = {
+        "job_id": job_id,
+        "feature": run.feature,
+        "status": run.status,
+        "progress": round(run.progress, 3),
+        "attempts": run.attempts,
+    }
+    if run.error_code:
+        data["error"] = {"code": run.error_code, "message": run.error_message or ""}
+    data.update(extra)
+    return Event("feature", data)
+
+
+def job_event(job: Job) -> Event:
+    """The ``job`` event: the job's status plus every feature's, so none is missed."""
+    return Event(
+        "job",
+        {
+            "job_id": str(job.id),
+            "status": job.status,
+            "progress": round(job.progress, 3),
+            "final": job.status in {s.value for s in _FINAL_JOB},
+            "features": {
+                run.feature: {"status": run.status, "progress": round(run.progress, 3)}
+                for run in job.features
+            },
+        },
+    )
+
+
+_FINAL_JOB = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+Mutation = Callable[[Job, dict[str, FeatureRun]], list[Event]]
+
+
+def change_job(
+    session: Session, bus: ProgressBus | None, job_id: uuid.UUID, mutate: Mutation
+) -> Job:
+    """Apply ``mutate`` to a job under its lock, re-aggregate, publish; caller commits.
+
+    ``mutate`` gets the job and its feature runs by name, changes them, and returns the
+    events to publish. A ``job`` event is added whenever the job's status changes.
+    """
+    version = session.execute(
+        update(Job).where(Job.id == job_id).values(version=Job.version + 1).returning(Job.version)
+    ).scalar_one()
+    job = session.scalars(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    ).one()
+    runs = {run.feature: run for run in job.features}
+    events = mutate(job, runs)
+    session.flush()
+    status, progress = aggregate(list(runs.values()))
+    previous = job.status
+    job.status = status.value
+    job.progress = progress
+    now = utcnow()
+    job.updated_at = now
+    if status in _FINAL_JOB and job.finished_at is None:
+        job.finished_at = now
+    session.flush()
+    if status.value != previous or status in _FINAL_JOB:
+        events.append(job_event(job))
+    if bus is not None:
+        bus.publish(str(job.id), version, job_resource(job), events)
+    return job
+
+
+def mark_final(
+    run: FeatureRun,
+    status: FeatureStatus,
+    *,
+    now: datetime | None = None,
+    error: tuple[str, str] | None = None,
+) -> None:
+    """Put ``run`` in a final status, with an error code and message when given."""
+    run.status = status.value
+    run.progress = 1.0
+    run.finished_at = now or utcnow()
+    if error is not None:
+        run.error_code, run.error_message = error
+    else:
+        run.error_code = run.error_message = None

@@ -1,0 +1,378 @@
+"""Image helpers shared by both backends: face detection, face cropping, image statistics.
+
+Faces come from OpenCV's frontal-face Haar cascade (bundled with opencv-python-headless 4.x;
+OpenCV 5 dropped the cascades), each confirmed by the ``alt2`` frontal cascade. On the test
+photos this gives exactly one face in astronaut.png (about x=177 y=66 w=95 h=95) and none
+in coffee.png or chelsea.png. A ``CascadeClassifier`` is not documented as thread-safe and
+workers run tasks in a thread pool, so every thread gets its own classifier instances.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from refract.gateway.base import ImageBlob
+
+ImageInput = bytes | Image.Image
+
+# Detection runs on a copy no larger than this: visitor photos can be 12 MP, the cascade
+# gains nothing from that and slows down quadratically.
+_DETECT_MAX_SIDE = 1280
+# The statistics are resolution-independent: they are measured on a copy of this size.
+_STATS_MAX_SIDE = 640
+
+_local = threading.local()
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not an image Pillow can read."""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A detected face, in pixels of the original image."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        """The box's area in pixels."""
+        return self.w * self.h
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """The box's centre ``(x, y)``."""
+        return self.x + self.w / 2, self.y + self.h / 2
+
+
+@dataclass(frozen=True)
+class DominantColor:
+    """One of the image's main colours and the share of pixels near it."""
+
+    hex: str
+    name: str
+    share: float
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """What can be measured about an image without a model.
+
+    ``brightness`` and ``contrast`` are the mean and standard deviation of luma (0-1);
+    ``saturation`` the mean HSV saturation (0-1); ``warmth`` the mean of (R - B) (-1..1,
+    positive is warm); ``sharpness`` the variance of the Laplacian on a 640-px copy;
+    ``smiles`` is aligned with ``faces``; ``sky_share`` is the share of the top third that
+    is sky-coloured (light blue or bright overcast white) and ``green_share`` the share of
+    foliage-green pixels: cues for an outdoor guess.
+    """
+
+    width: int
+    height: int
+    brightness: float
+    contrast: float
+    saturation: float
+    warmth: float
+    dominant_colors: list[DominantColor]
+    faces: list[FaceBox]
+    smiles: list[bool]
+    text_regions: int
+    sharpness: float
+    sky_share: float
+    green_share: float
+
+
+def load_image(image: ImageInput) -> Image.Image:
+    """An RGB Pillow image from bytes or an image, with the EXIF orientation applied."""
+    if isinstance(image, Image.Image):
+        pil = image
+    else:
+        try:
+            pil = Image.open(io.BytesIO(image))
+            pil.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(f"not a readable image: {exc}") from exc
+    pil = ImageOps.exif_transpose(pil)
+    return pil.convert("RGB")
+
+
+def to_bgr(image: ImageInput) -> np.ndarray:
+    """The image as an OpenCV BGR array."""
+    return cv2.cvtColor(np.asarray(load_image(image)), cv2.COLOR_RGB2BGR)
+
+
+def encode_png(bgr: np.ndarray) -> bytes:
+    """PNG bytes of an OpenCV BGR array."""
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _classifier(name: str) -> cv2.CascadeClassifier:
+    cache: dict[str, cv2.CascadeClassifier] | None = getattr(_local, "cascades", None)
+    if cache is None:
+        cache = _local.cascades = {}
+    if name not in cache:
+        clf = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
+        if clf.empty():
+            raise RuntimeError(f"OpenCV cascade {name} is missing (opencv-python-headless<5)")
+        cache[name] = clf
+    return cache[name]
+
+
+def _shrink(gray: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    height, width = gray.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray, scale
+
+
+def _detect_on_bgr(bgr: np.ndarray) -> list[FaceBox]:
+    gray, scale = _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), _DETECT_MAX_SIDE)
+    # Faces smaller than ~5% of the short side are too small to restyle or describe.
+    min_side = max(24, round(0.05 * min(gray.shape[:2])))
+    found = _classifier("haarcascade_frontalface_default.xml").detectMultiScale(
+        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    )
+    boxes = [
+        FaceBox(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+        for (x, y, w, h) in found
+        if _confirmed(gray, int(x), int(y), int(w), int(h))
+    ]
+    return sorted(boxes, key=lambda b: (-b.area, b.x, b.y))
+
+
+def _confirmed(gray: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
+    # A second, differently trained cascade must also see a face there: the default one
+    # alone fires on some textures (fabric folds, upscaled noise).
+    pad = w // 4
+    roi = gray[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad]
+    found = _classifier("haarcascade_frontalface_alt2.xml").detectMultiScale(
+        roi, scaleFactor=1.1, minNeighbors=3, minSize=(w * 2 // 3, h * 2 // 3)
+    )
+    return len(found) > 0
+
+
+def detect_faces(image: ImageInput) -> list[FaceBox]:
+    """Frontal faces in the image, largest first (empty when there are none)."""
+    return _detect_on_bgr(to_bgr(image))
+
+
+def _is_smiling(gray: np.ndarray, face: FaceBox) -> bool:
+    # The smile cascade is noisy, so it only looks at the lower half of a found face and
+    # needs many neighbours to agree.
+    roi = gray[face.y + face.h // 2 : face.y + face.h, face.x : face.x + face.w]
+    if roi.size == 0:
+        return False
+    scale = min(1.0, 200 / max(1, face.w))
+    if scale < 1.0:
+        roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    width = roi.shape[1]
+    found = _classifier("haarcascade_smile.xml").detectMultiScale(
+        roi, scaleFactor=1.1, minNeighbors=20, minSize=(max(8, width // 4), max(4, width // 10))
+    )
+    return len(found) > 0
+
+
+def crop_largest_face(image_bytes: bytes, *, margin: float = 0.6) -> ImageBlob | None:
+    """The largest face as a square PNG, grown by ``margin`` x face size on each side.
+
+    The square is shrunk to fit and shifted inside the image when it would cross an edge.
+    ``None`` when no face is found.
+    """
+    bgr = to_bgr(image_bytes)
+    faces = _detect_on_bgr(bgr)
+    if not faces:
+        return None
+    face = faces[0]
+    height, width = bgr.shape[:2]
+    side = min(round(max(face.w, face.h) * (1 + 2 * margin)), width, height)
+    cx, cy = face.center
+    x0 = int(min(max(round(cx - side / 2), 0), width - side))
+    y0 = int(min(max(round(cy - side / 2), 0), height - side))
+    return ImageBlob(encode_png(bgr[y0 : y0 + side, x0 : x0 + side]), "image/png")
+
+
+def color_name(r: int, g: int, b: int) -> str:
+    """A plain colour word for an RGB colour (hue bands in HSV; greys by lightness)."""
+    hue, sat, val = _hsv(r, g, b)
+    if val < 0.18:
+        return "black"
+    if sat < 0.18 or (sat < 0.3 and val < 0.35):
+        if val > 0.85:
+            return "white"
+        return "light grey" if val > 0.6 else "grey" if val > 0.35 else "dark grey"
+    warm = hue < 45 or hue >= 345
+    if warm and sat < 0.35:
+        return "beige" if val >= 0.55 else "brown"
+    if warm and (val < 0.55 or (hue >= 15 and val < 0.68 and sat < 0.6)):
+        return "brown"
+    bands = (
+        (15, "red"),
+        (40, "orange"),
+        (70, "yellow"),
+        (160, "green"),
+        (195, "teal"),
+        (255, "blue"),
+        (290, "purple"),
+        (335, "pink"),
+        (360, "red"),
+    )
+    name = next(name for limit, name in bands if hue < limit)
+    return f"dark {name}" if val < 0.35 else name
+
+
+def _hsv(r: int, g: int, b: int) -> tuple[float, float, float]:
+    hi, lo = max(r, g, b) / 255.0, min(r, g, b) / 255.0
+    sat = 0.0 if hi == 0 else (hi - lo) / hi
+    if hi == lo:
+        return 0.0, sat, hi
+    rf, gf, bf = r / 255.0, g / 255.0, b / 255.0
+    span = hi - lo
+    if hi == rf:
+        hue = ((gf - bf) / span) % 6
+    elif hi == gf:
+        hue = (bf - rf) / span + 2
+    else:
+        hue = (rf - gf) / span + 4
+    return hue * 60.0, sat, hi
+
+
+def _dominant_colors(rgb: Image.Image, count: int = 6) -> list[DominantColor]:
+    # Median cut is deterministic (k-means would need a seeded global RNG in OpenCV).
+    small = rgb.copy()
+    small.thumbnail((160, 160))
+    quant = small.quantize(colors=count, method=Image.Quantize.MEDIANCUT)
+    palette = quant.getpalette() or []
+    total = small.width * small.height
+    merged: dict[str, list[float]] = {}
+    counts: list[tuple[int, int]] = quant.getcolors() or []  # type: ignore[assignment]
+    for pixels, index in sorted(counts, reverse=True):
+        r, g, b = palette[3 * index : 3 * index + 3]
+        name = color_name(r, g, b)
+        # Colours with the same name are one colour to a reader; keep the biggest's hex.
+        if name in merged:
+            merged[name][3] += pixels
+        else:
+            merged[name] = [r, g, b, pixels]
+    colors = [
+        DominantColor(f"#{int(r):02x}{int(g):02x}{int(b):02x}", name, round(n / total, 3))
+        for name, (r, g, b, n) in merged.items()
+    ]
+    return sorted(colors, key=lambda c: -c.share)
+
+
+def _stroke_like(points: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
+    mask = np.zeros((h + 2, w + 2), np.uint8)
+    mask[points[:, 1] - y + 1, points[:, 0] - x + 1] = 255
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    # 2 * area / perimeter approximates stroke width; letters are thin for their size.
+    stroke = 2 * len(points) / max(perimeter, 1.0)
+    return stroke <= 0.3 * min(w, h) or (
+        len(points) >= 0.95 * w * h and min(w, h) <= 0.35 * max(w, h)
+    )
+
+
+def count_text_regions(gray: np.ndarray) -> int:
+    """How many word-like regions the image has (a heuristic, not OCR).
+
+    MSER finds stable blobs; the ones shaped like pen strokes (thin for their size) are
+    painted into a mask, closed with a small horizontal kernel so that letters (and the
+    parts of a Hangul syllable) join into words, and a joined region counts when it holds at
+    least three strokes of even width, is at least 1.5x wider than tall, is partly (12-70%)
+    inked and does not touch the border (overlay text has margins; photo edges fool MSER).
+    """
+    gray, _ = _shrink(gray, _STATS_MAX_SIDE)
+    height, width = gray.shape
+    if min(height, width) < 16:
+        return 0
+    area = height * width
+    mser = cv2.MSER_create(5, max(8, area // 40000), area // 50)  # type: ignore[attr-defined]
+    regions, boxes = mser.detectRegions(gray)
+    mask = np.zeros((height, width), np.uint8)
+    for (x, y, w, h), points in zip(boxes, regions, strict=True):
+        if max(w, h) < height * 0.008 or h > height * 0.3 or w > width * 0.3:
+            continue
+        if _stroke_like(points, int(x), int(y), int(w), int(h)):
+            mask[points[:, 1], points[:, 0]] = 255
+    kernel = cv2.getStructuringElement(
+        cv2.MORPH_RECT, (max(3, int(height * 0.035)), max(1, int(height * 0.012)))
+    )
+    joined = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(joined)
+    found = 0
+    for x, y, w, h, _area in stats[1:count]:
+        if not (height * 0.02 <= h <= height * 0.3 and w >= 1.5 * h):
+            continue
+        if x == 0 or y == 0 or x + w >= width or y + h >= height:
+            continue
+        ink = (mask[y : y + h, x : x + w] > 0).astype(np.uint8)
+        strokes = cv2.connectedComponents(ink)[0] - 1
+        if strokes >= 3 and 0.12 <= float(ink.mean()) <= 0.7 and _even_strokes(ink):
+            found += 1
+    return found
+
+
+def _even_strokes(ink: np.ndarray) -> bool:
+    # Printed letters have a near-constant stroke width; fur, foliage and texture do not.
+    # Stroke half-widths are read off the distance transform's ridge (its local maxima).
+    dist = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (ink > 0)
+    widths = dist[ridge]
+    return widths.size > 0 and float(widths.std() / widths.mean()) <= 0.8
+
+
+def _outdoor_cues(hsv: np.ndarray) -> tuple[float, float]:
+    hue, sat, val = (hsv[:, :, i].astype(np.float32) for i in range(3))
+    top = slice(0, max(1, hsv.shape[0] // 3))
+    # OpenCV hue runs 0-180: sky blue is about 95-130, foliage green about 35-85.
+    blue_sky = (hue[top] >= 95) & (hue[top] <= 130) & (sat[top] >= 40) & (val[top] >= 120)
+    overcast = (sat[top] < 25) & (val[top] >= 215)
+    sky = float((blue_sky | overcast).mean())
+    green = float(((hue >= 35) & (hue <= 85) & (sat >= 60) & (val >= 40)).mean())
+    return round(sky, 4), round(green, 4)
+
+
+def image_stats(image: ImageInput) -> ImageStats:
+    """Brightness, contrast, colours, faces, text-like regions and sharpness of an image."""
+    rgb = load_image(image)
+    bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
+    faces = _detect_on_bgr(bgr)
+    full_gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    smiles = [_is_smiling(full_gray, face) for face in faces]
+    small_bgr = bgr
+    scale = min(1.0, _STATS_MAX_SIDE / max(bgr.shape[:2]))
+    if scale < 1.0:
+        small_bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
+    luma = gray.astype(np.float32) / 255.0
+    hsv = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)
+    channels = small_bgr.astype(np.float32) / 255.0
+    sky, green = _outdoor_cues(hsv)
+    return ImageStats(
+        width=rgb.width,
+        height=rgb.height,
+        brightness=round(float(luma.mean()), 4),
+        contrast=round(float(luma.std()), 4),
+        saturation=round(float(hsv[:, :, 1].mean()) / 255.0, 4),
+        warmth=round(float((channels[:, :, 2] - channels[:, :, 0]).mean()), 4),
+        dominant_colors=_dominant_colors(rgb),
+        faces=faces,
+        smiles=smiles,
+        text_regions=count_text_regions(gray),
+        sharpness=round(float(cv2.Laplacian(gray, cv2.CV_64F).var()), 2),
+        sky_share=sky,
+        green_share=green,
+    )

@@ -1,0 +1,67 @@
+"""What a worker process needs to run tasks, built once per process on first use.
+
+Built lazily (not at import) from the environment's settings, and guarded by a lock
+because the threads pool runs many tasks at once in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import redis
+
+from refract.db import init_engine
+from refract.gateway import build_backend
+from refract.gateway.base import ModelBackend
+from refract.media import MediaStore
+from refract.progress import ProgressBus, redis_from_url
+from refract.settings import Settings, load_settings
+
+
+@dataclass
+class WorkerContext:
+    """Process-wide services shared by every task in this worker."""
+
+    settings: Settings
+    redis: redis.Redis
+    bus: ProgressBus
+    backend: ModelBackend
+    store: MediaStore
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    """Connect to the database and Redis and build the model backend."""
+    init_engine(settings)
+    client = redis_from_url(settings.effective_redis_url)
+    return WorkerContext(
+        settings=settings,
+        redis=client,
+        bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
+        backend=build_backend(settings, client),
+        store=MediaStore(settings.media_dir),
+    )
+
+
+def get_context() -> WorkerContext:
+    """This process's context, built from the app's (or the environment's) settings."""
+    global _context
+    if _context is None:
+        with _lock:
+            if _context is None:
+                from celery import current_app
+
+                settings = getattr(current_app.conf, "refract_settings", None) or load_settings()
+                _context = build_context(settings)
+    return _context
+
+
+def reset_context() -> None:
+    """Forget the context (after a fork, so the child builds its own connections)."""
+    global _context
+    with _lock:
+        _context = None

@@ -1,0 +1,277 @@
+"""The life of one feature run, shared by every feature task.
+
+1. **Claim** the feature under the job's lock: a finished feature, or one another live
+   copy of the task is running, is left alone (this is what makes redelivery harmless).
+2. **Work** outside any transaction: the feature's own function reads its inputs by id,
+   reports progress, and calls the model gateway once.
+3. **Store** the outcome with an upsert keyed by (job, feature), recompute the job's
+   status, publish the snapshot and events.
+
+A task never raises for a feature that failed: it records the failure and returns, so
+that a chord waiting on it still fires (and ``card`` can be ``skipped``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from celery import Task
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from refract.catalog import FEATURES, FINAL_FEATURE_STATUSES, FeatureStatus
+from refract.db import session_scope
+from refract.errors import FeatureError, ProblemError
+from refract.gateway.base import ModelReply
+from refract.images import sanitize_image
+from refract.jobstate import change_job, feature_event
+from refract.media import store_image
+from refract.models import FeatureRun, Job, utcnow
+from refract.progress import Event
+from refract.results import ImageResult
+from tasks.context import WorkerContext, get_context
+
+log = structlog.get_logger(__name__)
+
+
+class _Skip(Exception):
+    """The claim found nothing to do; the transaction is rolled back."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class FeatureContext:
+    """What a feature's work function gets: its job's inputs, services, progress."""
+
+    job_id: uuid.UUID
+    feature: str
+    task_id: str
+    kind: str
+    language: str
+    input: dict[str, Any]
+    services: WorkerContext
+    log: Any = field(repr=False, default=None)
+
+    @property
+    def backend(self) -> Any:
+        """The model backend of this worker."""
+        return self.services.backend
+
+    def session(self) -> Any:
+        """A short session for reading inputs (commits on exit)."""
+        return session_scope()
+
+    def report(self, progress: float, step: str) -> None:
+        """Publish progress (0..1) with a step name, if this run still owns the feature."""
+
+        def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
+            run = runs[self.feature]
+            if run.status != FeatureStatus.RUNNING.value or run.task_id != self.task_id:
+                raise _Skip("no longer owned")
+            run.progress = max(run.progress, min(progress, 0.99))
+            return [feature_event(str(job.id), run, step=step)]
+
+        try:
+            with session_scope() as session:
+                change_job(session, self.services.bus, self.job_id, mutate)
+        except _Skip:
+            pass
+        self.log.info("feature_progress", progress=progress, step=step)
+
+
+Work = Callable[[FeatureContext], ModelReply]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _claim(
+    session: Session, services: WorkerContext, job_id: uuid.UUID, feature: str, task_id: str
+) -> Job:
+    stale_after = timedelta(seconds=services.settings.task_soft_deadline_s)
+
+    def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
+        run = runs.get(feature)
+        if run is None:
+            raise _Skip("feature not part of this job")
+        if run.status in FINAL_FEATURE_STATUSES:
+            raise _Skip(f"already {run.status}")
+        needs = FEATURES[feature].needs
+        if any(runs[dep].status not in FINAL_FEATURE_STATUSES for dep in needs if dep in runs):
+            raise _Skip("inputs not final yet")
+        started = _as_utc(run.started_at)
+        if (
+            run.status == FeatureStatus.RUNNING.value
+            and run.task_id != task_id
+            and started is not None
+            and utcnow() - started < stale_after
+        ):
+            raise _Skip("running in another task")
+        run.status = FeatureStatus.RUNNING.value
+        run.attempts += 1
+        run.task_id = task_id
+        run.started_at = utcnow()
+        run.finished_at = None
+        run.progress = 0.05
+        run.error_code = run.error_message = None
+        return [feature_event(str(job.id), run, step="started")]
+
+    return change_job(session, services.bus, job_id, mutate)
+
+
+def upsert_feature(
+    session: Session, job_id: uuid.UUID, feature: str, values: dict[str, Any]
+) -> None:
+    """Write a feature's outcome as an upsert keyed by (job, feature)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    row = {"job_id": job_id, "feature": feature, **values}
+    statement = insert(FeatureRun).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=[FeatureRun.job_id, FeatureRun.feature], set_=values
+    )
+    session.execute(statement)
+
+
+def _store_outcome(
+    session: Session,
+    services: WorkerContext,
+    ctx: FeatureContext,
+    reply: ModelReply | None,
+    error: FeatureError | None,
+) -> Job:
+    values: dict[str, Any] = {"finished_at": utcnow(), "progress": 1.0, "updated_at": utcnow()}
+    if reply is not None:
+        values.update(
+            status=FeatureStatus.SUCCEEDED.value,
+            result=dict(reply.data),
+            error_code=None,
+            error_message=None,
+            backend=reply.backend,
+            model=reply.model,
+            prompt_version=reply.prompt_version,
+            input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+        )
+    else:
+        assert error is not None
+        values.update(
+            status=FeatureStatus(error.status).value,
+            result=None,
+            error_code=error.code,
+            error_message=error.message[:2000],
+            backend=services.backend.name,
+        )
+
+    def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
+        run = runs[ctx.feature]
+        if run.status in FINAL_FEATURE_STATUSES or run.task_id != ctx.task_id:
+            raise _Skip("outcome already recorded by another run")
+        if reply is not None and reply.image is not None:
+            # Stored only once the run is known to own the feature, so a dropped
+            # duplicate leaves no file behind.
+            values["result"] = _store_image_result(session, services, ctx, reply)
+        upsert_feature(session, job.id, ctx.feature, values)
+        session.refresh(run)
+        return [feature_event(str(job.id), run, step="finished")]
+
+    return change_job(session, services.bus, ctx.job_id, mutate)
+
+
+def _store_image_result(
+    session: Session, services: WorkerContext, ctx: FeatureContext, reply: ModelReply
+) -> dict[str, Any]:
+    assert reply.image is not None
+    try:
+        clean = sanitize_image(
+            reply.image.data,
+            field=ctx.feature,
+            max_bytes=50 * 1024 * 1024,
+            max_pixels=services.settings.max_image_pixels,
+        )
+    except ProblemError as exc:
+        raise FeatureError("invalid_model_output", f"the model's image is unusable: {exc}") from exc
+    artifact = store_image(
+        session,
+        services.store,
+        job_id=ctx.job_id,
+        role=ctx.feature,
+        data=clean.data,
+        content_type=clean.mime_type,
+        width=clean.width,
+        height=clean.height,
+    )
+    session.flush()
+    return ImageResult(
+        image_url=f"/api/v1/artifacts/{artifact.id}",
+        artifact_id=str(artifact.id),
+        content_type=clean.mime_type,
+        width=clean.width,
+        height=clean.height,
+        note=reply.data.get("note"),
+    ).model_dump()
+
+
+def run_feature(task: Task, job_id: str, feature: str, work: Work) -> dict[str, Any]:
+    """Claim, run and record ``feature`` of ``job_id``; returns a small summary dict."""
+    services = get_context()
+    task_id = task.request.id or f"local-{uuid.uuid4()}"
+    key = uuid.UUID(job_id)
+    bound = log.bind(job_id=job_id, feature=feature, task_id=task_id)
+    try:
+        with session_scope() as session:
+            job = _claim(session, services, key, feature, task_id)
+            ctx = FeatureContext(
+                job_id=key,
+                feature=feature,
+                task_id=task_id,
+                kind=job.kind,
+                language=job.language,
+                input=dict(job.input or {}),
+                services=services,
+                log=bound,
+            )
+    except _Skip as skip:
+        bound.info("feature_skipped_run", reason=skip.reason)
+        return {"job_id": job_id, "feature": feature, "outcome": "noop", "reason": skip.reason}
+
+    bound.info("feature_started")
+    reply: ModelReply | None = None
+    error: FeatureError | None = None
+    try:
+        reply = work(ctx)
+    except FeatureError as exc:
+        error = exc
+    except Exception as exc:  # a bug or an unexpected failure: recorded, never left running
+        bound.exception("feature_crashed")
+        error = FeatureError("internal_error", f"{type(exc).__name__}: {exc}")
+
+    try:
+        with session_scope() as session:
+            job = _store_outcome(session, services, ctx, reply, error)
+    except _Skip as skip:
+        bound.info("feature_outcome_dropped", reason=skip.reason)
+        return {"job_id": job_id, "feature": feature, "outcome": "noop", "reason": skip.reason}
+    except FeatureError as exc:  # the model's image failed our checks
+        with session_scope() as session:
+            job = _store_outcome(session, services, ctx, None, exc)
+        error = exc
+    outcome = error.status if error else FeatureStatus.SUCCEEDED.value
+    bound.info(
+        "feature_finished",
+        outcome=outcome,
+        job_status=job.status,
+        error_code=error.code if error else None,
+    )
+    return {"job_id": job_id, "feature": feature, "outcome": outcome}

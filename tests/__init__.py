@@ -1,0 +1,1 @@
+"""Refract's test suites."""

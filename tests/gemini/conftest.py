@@ -1,0 +1,66 @@
+"""Fixtures for the Gemini backend tests: a fake Gemini server and backends pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from refract.gateway.base import ImageBlob
+from refract.gateway.gemini import GeminiBackend
+from refract.settings import Settings
+from tests.fakes.gemini import FakeGemini
+from tests.gemini.support import API_KEY, FIXTURES, SleepRecorder
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGemini]:
+    with FakeGemini(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(fake: FakeGemini) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "gemini_api_key": API_KEY,
+            "gemini_base_url": fake.url,
+            "gemini_api_version": "v1beta",
+            "text_model": "gemini-test-flash",
+            "image_model": "gemini-test-flash-image",
+            "model_timeout_s": 2.0,
+            "image_model_timeout_s": 2.0,
+            "model_max_attempts": 3,
+            "model_backoff_base_s": 0.01,
+            "model_backoff_max_s": 0.05,
+            "model_max_retry_delay_s": 5.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+def backend(
+    make_settings: Callable[..., Settings], sleeps: SleepRecorder
+) -> Iterator[GeminiBackend]:
+    gemini = GeminiBackend(make_settings(), sleep=sleeps)
+    yield gemini
+    gemini.close()
+
+
+@pytest.fixture
+def photo() -> ImageBlob:
+    return ImageBlob((FIXTURES / "chelsea.png").read_bytes(), "image/png")
+
+
+@pytest.fixture
+def face() -> ImageBlob:
+    return ImageBlob((FIXTURES / "astronaut.png").read_bytes(), "image/png")

@@ -1,0 +1,278 @@
+"""Both job kinds end to end through the HTTP API, on real workers, with the Gemini path
+through the real SDK against the fake Gemini: results, usage, events, failure modes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tests.fakes.gemini import FakeGemini, Reply
+from tests.integration.conftest import FIXTURES, feature_rows, wait_for_job
+from tests.integration.sse import read_events
+
+pytestmark = pytest.mark.integration
+
+
+def thumbnail_data_url() -> str:
+    """The coffee photo as a ``data:`` URL, like a client would inline it."""
+    data = (FIXTURES / "coffee.png").read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def make_source(marker: str) -> dict[str, Any]:
+    """An inline video source whose transcript carries ``marker`` (only ``summary`` sees it)."""
+    return {
+        "title": "Brewing better coffee at home",
+        "description": "Three habits that change your morning cup.",
+        "transcript": [
+            {"start": 0.0, "text": f"Welcome back. Today we talk about coffee. {marker}"},
+            {"start": 42.5, "text": "First, grind your beans right before brewing."},
+            {"start": 95.0, "text": "Second, weigh the water; ratios matter more than gear."},
+            {"start": 160.0, "text": "Finally, keep your kettle just off the boil."},
+        ],
+        "comments": [
+            {"text": "This changed my mornings, thank you!", "author": "ana", "likes": 12},
+            {"text": "What grinder do you use?", "author": "kim", "likes": 4},
+            {"text": "Too long, skip to 1:35", "author": "lee", "likes": 1},
+        ],
+        "thumbnail": thumbnail_data_url(),
+    }
+
+
+def requests_containing(fake: FakeGemini, marker: str) -> list[Any]:
+    """The requests the fake got whose body mentions ``marker``."""
+    return [r for r in fake.requests if marker.encode() in r.raw]
+
+
+def test_video_job_runs_every_feature_and_stores_results(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    created = submit_video(make_source("plain-run"), language="en")
+    assert set(created["features"]) == {"summary", "comments", "thumbnail"}
+    job = wait_for_job(client, created["id"])
+    assert job["status"] == "succeeded", job
+    for name, feature in job["features"].items():
+        assert feature["status"] == "succeeded", (name, feature)
+        assert feature["backend"] == "gemini"
+        assert feature["usage"]["input_tokens"] > 0
+        assert feature["usage"]["output_tokens"] > 0
+        assert feature["attempts"] == 1
+    assert job["features"]["summary"]["result"]["tldr"]
+    assert job["features"]["comments"]["result"]["comment_count"] == 3
+
+    rows = feature_rows(db, created["id"])
+    assert set(rows) == {"summary", "comments", "thumbnail"}
+    for row in rows.values():
+        assert row["status"] == "succeeded"
+        assert row["result"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
+        assert row["model"] == "gemini-2.5-flash"
+        assert row["prompt_version"].endswith(".v1")
+        assert row["started_at"] <= row["finished_at"]
+
+    # What Gemini was sent: the transcript for summary, the comments as data, the image.
+    summary_requests = requests_containing(fake_gemini, "plain-run")
+    assert len(summary_requests) == 1
+    comment_requests = [r for r in fake_gemini.requests if b"What grinder do you use?" in r.raw]
+    assert comment_requests, "comments were not sent to the model"
+    assert any(r.images for r in fake_gemini.requests if b"Brewing better coffee" in r.raw)
+
+
+def test_poll_with_etag_answers_304_and_snapshot_matches_database(
+    client: httpx.Client, submit_video: Any
+) -> None:
+    created = submit_video(make_source("etag-run"))
+    job = wait_for_job(client, created["id"])
+    response = client.get(f"/api/v1/jobs/{job['id']}")
+    etag = response.headers["etag"]
+    assert "retry-after" not in response.headers
+    again = client.get(f"/api/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_event_stream_shows_each_feature_and_resumes(
+    client: httpx.Client, submit_video: Any
+) -> None:
+    created = submit_video(make_source("events-run"))
+    events = list(read_events(client, created["links"]["events"]))
+    assert events[-1].event == "job" and events[-1].data["final"] is True
+    assert events[-1].data["status"] == "succeeded"
+    by_feature: dict[str, list[float]] = {}
+    for event in events:
+        if event.event == "feature":
+            by_feature.setdefault(event.data["feature"], []).append(event.data["progress"])
+    assert set(by_feature) == {"summary", "comments", "thumbnail"}
+    for progress in by_feature.values():
+        assert progress[-1] == 1.0 and len(progress) >= 3  # started, a step, finished
+        assert progress == sorted(progress)
+    ids = [e.id for e in events]
+    assert len(set(ids)) == len(ids)
+
+    # Resuming after the third event replays exactly what came after it.
+    resumed = list(read_events(client, created["links"]["events"], last_event_id=ids[2]))
+    assert [e.id for e in resumed] == ids[3:]
+
+
+def test_photocard_job_makes_caption_portrait_and_card(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini
+) -> None:
+    photo = (FIXTURES / "astronaut.png").read_bytes()
+    response = client.post(
+        "/api/v1/jobs",
+        data={"kind": "photocard", "prompt": "a space-themed poster"},
+        files={"photo": ("me.png", photo, "image/png")},
+    )
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/api/v1/jobs/{response.json()['id']}"
+    created = response.json()
+    assert created["features"]["card"]["status"] == "waiting"
+
+    job = wait_for_job(client, created["id"])
+    assert job["status"] == "succeeded", job
+    for name in ("stylize", "card"):
+        result = job["features"][name]["result"]
+        image = client.get(result["image_url"])
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/png"
+        decoded = Image.open(io.BytesIO(image.content))
+        assert decoded.size == (result["width"], result["height"])
+    assert job["features"]["caption"]["result"]["caption"]
+
+    # The card ran after both inputs, and its request carried the prompt and the caption.
+    rows = feature_rows(db, created["id"])
+    assert rows["card"]["started_at"] >= rows["caption"]["finished_at"]
+    assert rows["card"]["started_at"] >= rows["stylize"]["finished_at"]
+    card_requests = [r for r in fake_gemini.requests if b"a space-themed poster" in r.raw]
+    assert len(card_requests) == 1
+    assert job["features"]["caption"]["result"]["caption"] in card_requests[0].raw.decode()
+    with db.connect() as conn:
+        roles = {
+            row[0]
+            for row in conn.execute(
+                text("SELECT role FROM artifacts WHERE job_id = :id"), {"id": created["id"]}
+            )
+        }
+    assert roles == {"photo", "stylize", "card"}
+
+
+def test_photo_without_a_face_skips_the_card(client: httpx.Client) -> None:
+    photo = (FIXTURES / "coffee.png").read_bytes()
+    response = client.post(
+        "/api/v1/jobs",
+        data={"kind": "photocard"},
+        files={"photo": ("coffee.png", photo, "image/png")},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"])
+    features = job["features"]
+    assert features["caption"]["status"] == "succeeded"
+    assert features["stylize"]["status"] == "failed"
+    assert features["stylize"]["error"]["code"] == "no_face_detected"
+    assert features["card"]["status"] == "skipped"
+    assert features["card"]["error"]["code"] == "input_unavailable"
+    assert job["status"] == "partial"
+
+
+def test_rate_limit_waits_for_retry_info_then_succeeds(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    marker = f"ratelimited-{uuid.uuid4().hex[:6]}"
+    fake_gemini.script(marker, Reply.rate_limited(retry_delay="1s"))
+    job = wait_for_job(client, submit_video(make_source(marker))["id"])
+    assert job["features"]["summary"]["status"] == "succeeded"
+    calls = requests_containing(fake_gemini, marker)
+    assert len(calls) == 2
+    assert calls[1].received_at - calls[0].received_at >= 0.95
+
+
+def test_server_error_then_success(
+    client: httpx.Client, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    marker = f"flaky-{uuid.uuid4().hex[:6]}"
+    fake_gemini.script(marker, Reply.server_error(500))
+    job = wait_for_job(client, submit_video(make_source(marker))["id"])
+    assert job["features"]["summary"]["status"] == "succeeded"
+    assert len(requests_containing(fake_gemini, marker)) == 2
+
+
+def test_model_hang_beyond_timeout_fails_with_model_timeout(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    marker = f"hang-{uuid.uuid4().hex[:6]}"
+    fake_gemini.script(marker, *[Reply.hang(4)] * 3)
+    created = submit_video(make_source(marker))
+    job = wait_for_job(client, created["id"], timeout_s=90)
+    summary = job["features"]["summary"]
+    assert summary["status"] == "failed"
+    assert summary["error"]["code"] == "model_timeout"
+    assert len(requests_containing(fake_gemini, marker)) == 3
+    # The other features were not held up by the hanging one.
+    assert job["features"]["comments"]["status"] == "succeeded"
+    assert job["status"] == "partial"
+    assert feature_rows(db, created["id"])["summary"]["error_code"] == "model_timeout"
+
+
+def test_safety_block_is_a_feature_status(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    marker = f"blocked-{uuid.uuid4().hex[:6]}"
+    fake_gemini.script(marker, Reply.prompt_blocked("SAFETY"))
+    created = submit_video(make_source(marker))
+    job = wait_for_job(client, created["id"])
+    summary = job["features"]["summary"]
+    assert summary["status"] == "blocked"
+    assert summary["error"]["code"] == "safety_block"
+    assert len(requests_containing(fake_gemini, marker)) == 1  # never retried
+    assert job["status"] == "partial"
+    row = feature_rows(db, created["id"])["summary"]
+    assert row["status"] == "blocked" and row["result"] is None
+
+
+def test_invalid_json_fails_with_invalid_model_output(
+    client: httpx.Client, fake_gemini: FakeGemini, submit_video: Any
+) -> None:
+    marker = f"badjson-{uuid.uuid4().hex[:6]}"
+    fake_gemini.script(marker, Reply.text('{"tldr": "cut off'))
+    job = wait_for_job(client, submit_video(make_source(marker))["id"])
+    summary = job["features"]["summary"]
+    assert summary["status"] == "failed"
+    assert summary["error"]["code"] == "invalid_model_output"
+
+
+def test_url_job_gives_gemini_the_video_and_fails_honestly_without_youtube(
+    client: httpx.Client, fake_gemini: FakeGemini
+) -> None:
+    response = client.post(
+        "/api/v1/jobs",
+        json={"kind": "video", "url": "https://youtu.be/9bZkp7q19f0?si=abc"},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"])
+    assert job["input"]["video_id"] == "9bZkp7q19f0"
+    assert job["features"]["summary"]["status"] == "succeeded"
+    video_parts = [
+        part.get("fileData") or part.get("file_data")
+        for r in fake_gemini.requests
+        for part in r.parts
+        if part.get("fileData") or part.get("file_data")
+    ]
+    assert {"file_uri": "https://www.youtube.com/watch?v=9bZkp7q19f0", "mime_type": "video/*"} in [
+        {
+            "file_uri": p.get("file_uri") or p.get("fileUri"),
+            "mime_type": p.get("mime_type") or p.get("mimeType"),
+        }
+        for p in video_parts
+    ]
+    for name in ("comments", "thumbnail"):
+        assert job["features"][name]["status"] == "failed"
+        assert job["features"][name]["error"]["code"] == "youtube_ingestion_unavailable"
+        assert job["features"][name]["result"] is None
+    assert job["status"] == "partial"

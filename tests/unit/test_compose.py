@@ -1,0 +1,69 @@
+"""docker-compose.yml can't be run here (no Docker engine); check what it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from refract.cli import build_parser
+from refract.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def test_services_and_healthchecks() -> None:
+    services = load("docker-compose.yml")["services"]
+    assert {
+        "postgres",
+        "redis",
+        "migrate",
+        "api",
+        "worker-text",
+        "worker-image",
+        "beat",
+        "flower",
+    } <= set(services)
+    for name in ("postgres", "redis", "api"):
+        assert "healthcheck" in services[name], name
+    for name in ("api", "worker-text", "worker-image", "beat"):
+        needs = services[name]["depends_on"]
+        assert needs["postgres"]["condition"] == "service_healthy"
+        assert needs["redis"]["condition"] == "service_healthy"
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_command_is_a_real_refract_subcommand() -> None:
+    parser = build_parser()
+    for service in load("docker-compose.yml")["services"].values():
+        command = service.get("command")
+        if command and command[0] == "refract":
+            parser.parse_args(command[1:])  # exits (fails the test) on an unknown option
+
+
+def test_every_queue_has_a_worker() -> None:
+    services = load("docker-compose.yml")["services"]
+    consumed: set[str] = set()
+    for service in services.values():
+        command = service.get("command") or []
+        if command[:2] == ["refract", "worker"]:
+            consumed |= set(command[command.index("--queues") + 1].split(","))
+    assert consumed == {"text", "image", "maintenance"}
+
+
+def test_env_example_names_real_settings() -> None:
+    names = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper()
+    }
+    fields = {f"REFRACT_{name.upper()}" for name in Settings.model_fields}
+    aliases = {"GEMINI_API_KEY", "GOOGLE_API_KEY", "YOUTUBE_API_KEY"}
+    compose_only = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"}
+    unknown = names - fields - aliases - compose_only
+    assert not unknown, unknown

@@ -1,0 +1,134 @@
+"""The shared RPM limiter against a real Redis (fakeredis has no Lua without lupa)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from refract.errors import RetryableModelError
+from refract.gateway.limiter import RedisRateLimiter
+
+REDIS_URL = os.environ.get("REFRACT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class FakeClock:
+    """Wall time the test moves; ``sleep`` advances it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(REDIS_URL)
+    conn.ping()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def prefix(client: redis.Redis) -> Iterator[str]:
+    value = f"test:ratelimit:{uuid.uuid4().hex}"
+    yield value
+    for key in client.scan_iter(f"{value}:*"):
+        client.delete(key)
+
+
+def limiter(client: redis.Redis, prefix: str, rpm: int, clock: FakeClock) -> RedisRateLimiter:
+    return RedisRateLimiter(client, rpm, key_prefix=prefix, sleep=clock.sleep, clock=clock)
+
+
+def test_admits_rpm_calls_then_waits_for_the_oldest_to_leave_the_window(
+    client: redis.Redis, prefix: str
+) -> None:
+    clock = FakeClock()
+    lim = limiter(client, prefix, 3, clock)
+    for _ in range(3):
+        lim.acquire("m", timeout_s=0)
+        clock.now += 1.0
+    assert clock.slept == []
+    # Calls at t=0,1,2; now t=3: the first leaves the window at t=60.
+    lim.acquire("m", timeout_s=120)
+    assert len(clock.slept) == 1
+    assert 57.0 <= clock.slept[0] <= 57.1
+    assert client.zcard(lim.key("m")) == 3  # t=0 dropped, t=1, t=2 and the new call
+
+
+def test_raises_rate_limited_with_retry_after_when_no_slot_in_time(
+    client: redis.Redis, prefix: str
+) -> None:
+    clock = FakeClock()
+    lim = limiter(client, prefix, 2, clock)
+    lim.acquire("m", timeout_s=0)
+    lim.acquire("m", timeout_s=0)
+    clock.now += 10
+    with pytest.raises(RetryableModelError) as info:
+        lim.acquire("m", timeout_s=5)
+    assert info.value.code == "rate_limited"
+    assert info.value.retry_after == pytest.approx(50.0, abs=0.01)
+    assert clock.slept == []  # it does not wait when waiting cannot help
+    assert client.zcard(lim.key("m")) == 2  # a refused call takes no slot
+
+
+def test_models_have_separate_windows(client: redis.Redis, prefix: str) -> None:
+    clock = FakeClock()
+    lim = limiter(client, prefix, 1, clock)
+    lim.acquire("text-model", timeout_s=0)
+    lim.acquire("image-model", timeout_s=0)
+    with pytest.raises(RetryableModelError):
+        lim.acquire("text-model", timeout_s=0)
+
+
+def test_zero_rpm_is_unlimited_and_touches_nothing(client: redis.Redis, prefix: str) -> None:
+    clock = FakeClock()
+    lim = limiter(client, prefix, 0, clock)
+    for _ in range(50):
+        lim.acquire("m", timeout_s=0)
+    assert not client.exists(lim.key("m"))
+
+
+def test_window_key_expires(client: redis.Redis, prefix: str) -> None:
+    lim = RedisRateLimiter(client, 5, key_prefix=prefix)
+    lim.acquire("m", timeout_s=0)
+    ttl_ms = client.pttl(lim.key("m"))
+    assert 0 < ttl_ms <= 60_000
+
+
+def test_limit_holds_across_concurrent_limiters(client: redis.Redis, prefix: str) -> None:
+    # Many workers (separate limiter objects and connections) race for 10 slots.
+    admitted: list[int] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        conn = redis.Redis.from_url(REDIS_URL)
+        try:
+            RedisRateLimiter(conn, 10, key_prefix=prefix).acquire("m", timeout_s=0)
+            outcome = admitted
+        except RetryableModelError:
+            outcome = refused
+        finally:
+            conn.close()
+        with lock:
+            outcome.append(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(admitted) == 10
+    assert len(refused) == 30
