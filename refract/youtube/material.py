@@ -161,7 +161,12 @@ class MaterialCache:
                 )
             )
             if state == "value":
-                return self._unpack(payload or "", decode)
+                try:
+                    return self._unpack(payload or "", decode)
+                except (ValueError, KeyError, TypeError) as exc:
+                    # An entry written by another version of this code: refetch over it.
+                    log.warning("youtube cache: unreadable %s (%s)", key, type(exc).__name__)
+                    return self._fetch_and_store(key, None, token, fetch, encode, ttl_of)
             if state == "failed":
                 raise _error_from(json.loads(payload or ""))
             if state == "locked":

@@ -223,3 +223,15 @@ def test_transcripts_are_cached_and_a_missing_one_briefly(
     assert len(transcripts.calls) == 2
     assert redis_client.ttl(f"refract:yt:{VIDEO}:transcript:ko,en") > 60
     assert fake.requests == []
+
+
+def test_an_unreadable_entry_is_fetched_over(
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+) -> None:
+    fake.add_video(VIDEO, title="Fresh")
+    key = f"refract:yt:{VIDEO}:metadata"
+    redis_client.set(key, '{"ok": {"title": "old shape", "unknown_field": 1}}')
+    assert material().metadata(VIDEO).title == "Fresh"
+    assert len(fake.requests) == 1
+    assert material().metadata(VIDEO).title == "Fresh"
+    assert len(fake.requests) == 1
