@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     youtube_max_comments: int = Field(default=300, ge=1, le=5000)
     # Fetched material is cached per video id, so a trending video costs one fetch.
     youtube_cache_ttl_s: int = Field(default=3600, ge=0)
+    # Transcripts come from youtube.com's caption endpoint (youtube-transcript-api); it
+    # cannot be pointed at a fake, so tests switch it off.
+    youtube_transcripts: bool = True
 
     # --- the API -------------------------------------------------------------------
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)

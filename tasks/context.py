@@ -17,6 +17,7 @@ from refract.gateway.base import ModelBackend
 from refract.media import MediaStore
 from refract.progress import ProgressBus, redis_from_url
 from refract.settings import Settings, load_settings
+from refract.youtube import YouTubeMaterial
 
 
 @dataclass
@@ -28,6 +29,7 @@ class WorkerContext:
     bus: ProgressBus
     backend: ModelBackend
     store: MediaStore
+    youtube: YouTubeMaterial
 
 
 _lock = threading.Lock()
@@ -44,6 +46,7 @@ def build_context(settings: Settings) -> WorkerContext:
         bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
         backend=build_backend(settings, client),
         store=MediaStore(settings.media_dir),
+        youtube=YouTubeMaterial(settings, client, transcripts=settings.youtube_transcripts),
     )
 
 

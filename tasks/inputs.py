@@ -1,42 +1,86 @@
 """Reading a feature's inputs by id: the video material and the stored images.
 
-Tasks get only a job id; everything else is re-read here from the job row and media
-storage, so a redelivered or re-enqueued task always works on the committed state.
+Tasks get only a job id; everything else is re-read here from the job row, media storage
+or YouTube (through the cached :class:`~refract.youtube.YouTubeMaterial`), so a
+redelivered or re-enqueued task always works on the committed state.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from refract.errors import FeatureError, NotFound
 from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
-from refract.media import load_image
+from refract.media import load_image, store_image
+from refract.youtube import PERMANENT_CODES
+from refract.youtube_links import VideoRef
 from tasks.runner import FeatureContext
 
 
-def video_material(ctx: FeatureContext) -> VideoMaterial:
-    """The video's material: the inline ``source``, or the parsed YouTube link."""
-    source: dict[str, Any] | None = ctx.input.get("source")
-    if source:
-        return VideoMaterial(
-            title=source.get("title") or "",
-            description=source.get("description") or "",
-            transcript=tuple(
-                TranscriptLine(float(line["start"]), str(line["text"]))
-                for line in source.get("transcript") or []
-            ),
-            comments=tuple(
-                Comment(
-                    text=str(c["text"]),
-                    author=c.get("author"),
-                    likes=int(c.get("likes") or 0),
-                    published_at=c.get("published_at"),
-                )
-                for c in source.get("comments") or []
-            ),
+def inline_source(ctx: FeatureContext) -> dict[str, Any] | None:
+    """The job's inline ``source`` material, if it was submitted with one."""
+    source = ctx.input.get("source")
+    return dict(source) if source else None
+
+
+def source_material(source: dict[str, Any]) -> VideoMaterial:
+    """The video material of an inline ``source``."""
+    return VideoMaterial(
+        title=source.get("title") or "",
+        description=source.get("description") or "",
+        transcript=tuple(
+            TranscriptLine(float(line["start"]), str(line["text"]))
+            for line in source.get("transcript") or []
+        ),
+        comments=tuple(
+            Comment(
+                text=str(c["text"]),
+                author=c.get("author"),
+                likes=int(c.get("likes") or 0),
+                published_at=c.get("published_at"),
+            )
+            for c in source.get("comments") or []
+        ),
+    )
+
+
+def youtube_video(ctx: FeatureContext, *, with_transcript: bool) -> VideoMaterial:
+    """A ``url`` job's video: its link, and what YouTube says about it.
+
+    A video that is gone or private fails the feature with YouTube's code. When only the
+    metadata cannot be had (no key and oEmbed down, quota), the feature goes on with the
+    link alone: Gemini fetches the video itself.
+    """
+    ref = VideoRef(ctx.input["video_id"])
+    youtube = ctx.services.youtube
+    video = VideoMaterial(url=ref.canonical_url, video_id=ref.video_id)
+    try:
+        meta = youtube.metadata(ref.video_id)
+        video = replace(
+            video, title=meta.title, description=meta.description, duration_s=meta.duration_s
         )
-    return VideoMaterial(url=ctx.input.get("url"), video_id=ctx.input.get("video_id"))
+    except FeatureError as exc:
+        if exc.code in PERMANENT_CODES:
+            raise
+        ctx.log.warning("youtube_metadata_unavailable", code=exc.code)
+    if with_transcript:
+        lines = youtube.transcript(ref.video_id, languages=_languages(ctx))
+        video = replace(video, transcript=tuple(lines or ()))
+    return video
+
+
+def youtube_transcript(ctx: FeatureContext, video: VideoMaterial) -> VideoMaterial | None:
+    """``video`` with its transcript and without its link, when YouTube has captions."""
+    if video.video_id is None:
+        return None
+    lines = ctx.services.youtube.transcript(video.video_id, languages=_languages(ctx))
+    return replace(video, url=None, transcript=tuple(lines)) if lines else None
+
+
+def _languages(ctx: FeatureContext) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([ctx.language, "en"]))
 
 
 def stored_image(ctx: FeatureContext, artifact_id: str | None, *, what: str) -> ImageBlob:
@@ -50,10 +94,17 @@ def stored_image(ctx: FeatureContext, artifact_id: str | None, *, what: str) -> 
         raise FeatureError(f"{what}_missing", f"the stored {what} image is gone: {exc}") from exc
 
 
-def youtube_not_ingested(what: str) -> FeatureError:
-    """The honest failure for YouTube material this version cannot fetch yet."""
-    return FeatureError(
-        "youtube_ingestion_unavailable",
-        f"fetching the video's {what} from YouTube is not available in this version; "
-        "submit the material inline with `source` instead",
-    )
+def keep_image(ctx: FeatureContext, image: ImageBlob, *, role: str, width: int, height: int) -> str:
+    """Store an image fetched for the job as an artifact; returns its id."""
+    with ctx.session() as session:
+        artifact = store_image(
+            session,
+            ctx.services.store,
+            job_id=ctx.job_id,
+            role=role,
+            data=image.data,
+            content_type=image.mime_type,
+            width=width,
+            height=height,
+        )
+        return str(artifact.id)

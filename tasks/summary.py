@@ -9,20 +9,39 @@ from celery import Task, shared_task
 from refract.catalog import FEATURES
 from refract.errors import FeatureError
 from refract.gateway.base import ModelReply
-from tasks.inputs import video_material
+from tasks.inputs import inline_source, source_material, youtube_transcript, youtube_video
 from tasks.runner import FeatureContext, run_feature
 
 FEATURE = "summary"
 
 
 def summarize(ctx: FeatureContext) -> ModelReply:
-    """Give the backend the video (by URL) or the transcript and return its summary."""
-    video = video_material(ctx)
-    if not video.url and not video.transcript and not (video.title or video.description):
-        raise FeatureError("no_transcript", "the video has no transcript, title or description")
-    ctx.report(0.2, "material ready")
+    """Give the backend the video (by URL) or the transcript and return its summary.
+
+    Gemini watches a linked video itself; the local backend needs the transcript. If
+    Gemini refuses the video part (some videos cannot be fetched), the transcript is
+    tried instead when YouTube has one.
+    """
+    source = inline_source(ctx)
+    if source is not None:
+        video = source_material(source)
+        if not video.transcript and not (video.title or video.description):
+            raise FeatureError("no_transcript", "the video has no transcript, title or description")
+    else:
+        video = youtube_video(ctx, with_transcript=ctx.backend.name == "local")
+    ctx.report(0.3, "material ready")
     ctx.report(0.4, "asking the model")
-    return ctx.backend.summarize_video(video, language=ctx.language)
+    try:
+        return ctx.backend.summarize_video(video, language=ctx.language)
+    except FeatureError as exc:
+        if exc.code != "model_request_rejected" or not video.url:
+            raise
+        fallback = youtube_transcript(ctx, video)
+        if fallback is None:
+            raise
+        ctx.log.warning("summary_video_refused_using_transcript", error=exc.message)
+        ctx.report(0.6, "video refused; summarizing the transcript")
+        return ctx.backend.summarize_video(fallback, language=ctx.language)
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)

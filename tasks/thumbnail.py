@@ -8,7 +8,7 @@ from celery import Task, shared_task
 
 from refract.catalog import FEATURES
 from refract.gateway.base import ModelReply
-from tasks.inputs import stored_image, video_material, youtube_not_ingested
+from tasks.inputs import inline_source, keep_image, source_material, stored_image, youtube_video
 from tasks.runner import FeatureContext, run_feature
 
 FEATURE = "thumbnail"
@@ -16,13 +16,29 @@ FEATURE = "thumbnail"
 
 def analyze(ctx: FeatureContext) -> ModelReply:
     """Give the backend the thumbnail image (with the title) and return its analysis."""
-    source = ctx.input.get("source")
-    if not source:
-        raise youtube_not_ingested("thumbnail")
-    image = stored_image(ctx, source.get("thumbnail_artifact_id"), what="thumbnail")
-    title = video_material(ctx).title
+    source = inline_source(ctx)
+    if source is not None:
+        artifact_id = source.get("thumbnail_artifact_id")
+        image = stored_image(ctx, artifact_id, what="thumbnail")
+        title = source_material(source).title
+        origin: dict[str, Any] = {"image_url": f"/api/v1/artifacts/{artifact_id}"}
+    else:
+        video = youtube_video(ctx, with_transcript=False)
+        fetch = ctx.services.youtube.thumbnail(ctx.input["video_id"])
+        image, title = fetch.image, video.title
+        artifact_id = keep_image(
+            ctx, image, role="thumbnail", width=fetch.width, height=fetch.height
+        )
+        origin = {
+            "image_url": f"/api/v1/artifacts/{artifact_id}",
+            "size": fetch.size_name,
+            "width": fetch.width,
+            "height": fetch.height,
+        }
     ctx.report(0.3, "thumbnail loaded")
-    return ctx.backend.analyze_thumbnail(image, title=title, language=ctx.language)
+    reply = ctx.backend.analyze_thumbnail(image, title=title, language=ctx.language)
+    reply.data["thumbnail"] = origin
+    return reply
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)

@@ -5,24 +5,13 @@ loop in :mod:`refract.gateway.retry`; the SDK's own retries stay off. Replies ar
 defensively: JSON is validated here against the feature's result schema (the SDK's
 ``response.parsed`` is silently ``None`` on invalid JSON), and safety refusals become a
 ``blocked`` feature rather than a crash.
-
-Finish reasons, decided once:
-
-* a refused prompt (``prompt_feedback.block_reason``) or a candidate stopped for
-  SAFETY, IMAGE_SAFETY, PROHIBITED_CONTENT, IMAGE_PROHIBITED_CONTENT, BLOCKLIST, SPII,
-  RECITATION, IMAGE_RECITATION or MODEL_ARMOR → ``blocked`` / ``safety_block`` (a policy
-  refusal, not a fault; retrying would not help);
-* an image model that answers without an image (NO_IMAGE, IMAGE_OTHER, or text only
-  after STOP) → ``failed`` / ``no_image``, with what the model said in the message;
-* no candidates, no text, or text that is not a valid result → ``failed`` /
-  ``invalid_model_output``.
+How replies are read (finish reasons, safety, usage) is in :mod:`gemini_replies`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,6 +23,16 @@ from pydantic import BaseModel, ValidationError
 
 from refract.errors import FeatureError, RetryableModelError
 from refract.gateway.base import ImageBlob, ModelBackend, ModelReply, Usage, VideoMaterial
+from refract.gateway.checks import ResultCheckFailed, check_comments, check_summary
+from refract.gateway.gemini_replies import (
+    checked_candidate,
+    client_error,
+    finish_reason,
+    first_error,
+    sum_usage,
+    text_of,
+    usage_of,
+)
 from refract.gateway.limiter import RateLimiter
 from refract.gateway.retry import RetryPolicy, call_with_retries
 from refract.prompts import Prompt, load_prompt
@@ -43,7 +42,6 @@ from refract.results import (
     SummaryResult,
     ThumbnailResult,
     format_timestamp,
-    parse_timestamp,
 )
 from refract.settings import Settings
 
@@ -62,25 +60,10 @@ except ImportError:  # pragma: no cover - older SDKs use httpx alone
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=BaseModel)
 
-BLOCK_FINISH_REASONS = frozenset(
-    {
-        "SAFETY",
-        "IMAGE_SAFETY",
-        "PROHIBITED_CONTENT",
-        "IMAGE_PROHIBITED_CONTENT",
-        "BLOCKLIST",
-        "SPII",
-        "RECITATION",
-        "IMAGE_RECITATION",
-        "MODEL_ARMOR",
-    }
-)
-NO_IMAGE_FINISH_REASONS = frozenset({"NO_IMAGE", "IMAGE_OTHER"})
 # Low for faithful analysis, a little higher where the wording is meant to charm.
 TEMPERATURES = {"summary": 0.3, "comments": 0.2, "thumbnail": 0.4, "caption": 0.7}
 MAX_COMMENT_CHARS = 1500
 MAX_STYLE_PROMPT_CHARS = 500
-_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class GeminiBackend(ModelBackend):
@@ -156,15 +139,13 @@ class GeminiBackend(ModelBackend):
             raise FeatureError(
                 "no_source_material", "the video has neither a URL nor a transcript to summarize"
             )
-        result, reply = self._structured(prompt, parts, SummaryResult)
-        if length_s:
-            # A chapter the model placed after the end of the video cannot be played.
-            result.chapters = [
-                c for c in result.chapters if parse_timestamp(c.start) <= length_s + 1
-            ]
-        result.chapters.sort(key=lambda c: parse_timestamp(c.start))
-        reply.data = result.model_dump(mode="json")
-        return reply
+        duration = length_s
+        return self._structured(
+            prompt,
+            parts,
+            SummaryResult,
+            check=lambda result: check_summary(result, duration_s=duration),
+        )
 
     def analyze_comments(self, video: VideoMaterial, *, language: str) -> ModelReply:
         """``comments``: the comments go in as a delimited JSON array, as data."""
@@ -180,16 +161,12 @@ class GeminiBackend(ModelBackend):
         data = json.dumps(items, ensure_ascii=False).replace(">>>", "\\u003e\\u003e\\u003e")
         text = prompt.render(title=video.title or "(unknown)", language=language, count=len(items))
         parts = [types.Part(text=text), types.Part(text=f"<<<COMMENTS\n{data}\nCOMMENTS>>>")]
-        result, reply = self._structured(prompt, parts, CommentsResult)
-        result.comment_count = len(items)
-        sentiment = result.sentiment
-        total = sentiment.positive + sentiment.neutral + sentiment.negative
-        if total > 0:  # shares must add up to one; models are often a little off
-            sentiment.positive /= total
-            sentiment.neutral /= total
-            sentiment.negative /= total
-        reply.data = result.model_dump(mode="json")
-        return reply
+        return self._structured(
+            prompt,
+            parts,
+            CommentsResult,
+            check=lambda result: check_comments(result, comment_count=len(items)),
+        )
 
     def analyze_thumbnail(self, image: ImageBlob, *, title: str, language: str) -> ModelReply:
         """``thumbnail``: the image inline, the title as context."""
@@ -198,13 +175,13 @@ class GeminiBackend(ModelBackend):
             _image_part(image),
             types.Part(text=prompt.render(title=title or "(unknown)", language=language)),
         ]
-        return self._structured(prompt, parts, ThumbnailResult)[1]
+        return self._structured(prompt, parts, ThumbnailResult)
 
     def caption_photo(self, image: ImageBlob, *, language: str) -> ModelReply:
         """``caption``: the visitor's photo inline."""
         prompt = load_prompt("caption")
         parts = [_image_part(image), types.Part(text=prompt.render(language=language))]
-        return self._structured(prompt, parts, CaptionResult)[1]
+        return self._structured(prompt, parts, CaptionResult)
 
     # --- image features ------------------------------------------------------------
 
@@ -225,21 +202,54 @@ class GeminiBackend(ModelBackend):
     # --- calls and replies ---------------------------------------------------------
 
     def _structured(
-        self, prompt: Prompt, parts: list[types.Part], schema: type[R]
-    ) -> tuple[R, ModelReply]:
+        self,
+        prompt: Prompt,
+        parts: list[types.Part],
+        schema: type[R],
+        *,
+        check: Callable[[R], R] | None = None,
+    ) -> ModelReply:
+        """Ask for a ``schema`` result; a reply that fails parsing or ``check`` is asked
+        for once more, then the feature fails with ``invalid_model_output``."""
         model = self.settings.text_model
         config = types.GenerateContentConfig(
             system_instruction=prompt.system,
             response_mime_type="application/json",
             response_schema=schema,
             temperature=TEMPERATURES.get(prompt.feature),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
-        response = self._generate(
-            self._text_client, model, parts, config, self.settings.model_timeout_s
-        )
-        candidate = _checked_candidate(response)
-        text = _text_of(candidate)
-        finish = _finish_reason(candidate)
+        spent: list[Usage] = []
+        for attempt in (1, 2):
+            response = self._generate(
+                self._text_client, model, parts, config, self.settings.model_timeout_s
+            )
+            spent.append(usage_of(response))
+            try:
+                result = self._parse(response, prompt, schema)
+                if check is not None:
+                    result = check(result)
+            except (FeatureError, ResultCheckFailed) as exc:
+                invalid = isinstance(exc, ResultCheckFailed) or exc.code == "invalid_model_output"
+                if not invalid:
+                    raise
+                message = str(exc) if isinstance(exc, ResultCheckFailed) else exc.message
+                if attempt == 2:
+                    raise FeatureError(
+                        "invalid_model_output",
+                        f"the model's {prompt.feature} result failed its checks twice: {message}",
+                    ) from exc
+                log.warning("%s result rejected (%s); asking once more", prompt.feature, message)
+                continue
+            reply = self._reply(response, prompt, result.model_dump(mode="json"), model)
+            reply.usage = sum_usage(spent)
+            return reply
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _parse(self, response: types.GenerateContentResponse, prompt: Prompt, schema: type[R]) -> R:
+        candidate = checked_candidate(response)
+        text = text_of(candidate)
+        finish = finish_reason(candidate)
         if not text:
             raise FeatureError(
                 "invalid_model_output",
@@ -247,29 +257,31 @@ class GeminiBackend(ModelBackend):
                 details={"finish_reason": finish},
             )
         try:
-            result = schema.model_validate_json(text)
+            return schema.model_validate_json(text)
         except ValidationError as exc:
             cut = " (it was cut off at the output token limit)" if finish == "MAX_TOKENS" else ""
             raise FeatureError(
                 "invalid_model_output",
                 f"the model's reply is not a valid {prompt.feature} result{cut}: "
-                f"{_first_error(exc)}",
+                f"{first_error(exc)}",
                 details={"finish_reason": finish, "excerpt": text[:500]},
             ) from exc
-        return result, self._reply(response, prompt, result.model_dump(mode="json"), model)
 
     def _image(self, prompt: Prompt, images: list[types.Part], text: str) -> ModelReply:
         model = self.settings.image_model
         # The rules go in the prompt text itself, not as a system instruction: image models
         # do not all honour system instructions, and these rules must hold.
         parts = [*images, types.Part(text=f"{prompt.system}\n\n{text}")]
-        config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+        config = types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
         response = self._generate(
             self._image_client, model, parts, config, self.settings.image_model_timeout_s
         )
-        candidate = _checked_candidate(response)
-        note = _text_of(candidate)
-        finish = _finish_reason(candidate)
+        candidate = checked_candidate(response)
+        note = text_of(candidate)
+        finish = finish_reason(candidate)
         for part in (candidate.content.parts or []) if candidate.content else []:
             if part.inline_data is not None and part.inline_data.data:
                 image = ImageBlob(part.inline_data.data, part.inline_data.mime_type or "image/png")
@@ -291,18 +303,11 @@ class GeminiBackend(ModelBackend):
         data: dict[str, Any],
         model: str,
     ) -> ModelReply:
-        meta = response.usage_metadata
-        usage = Usage()
-        if meta is not None:
-            out = meta.candidates_token_count
-            if meta.thoughts_token_count:
-                out = (out or 0) + meta.thoughts_token_count
-            usage = Usage(input_tokens=meta.prompt_token_count, output_tokens=out)
         return ModelReply(
             data=data,
             backend=self.name,
             model=response.model_version or model,
-            usage=usage,
+            usage=usage_of(response),
             prompt_version=prompt.version,
         )
 
@@ -322,7 +327,7 @@ class GeminiBackend(ModelBackend):
             try:
                 return client.models.generate_content(model=model, contents=contents, config=config)
             except errors.ClientError as exc:
-                raise _client_error(exc) from exc
+                raise client_error(exc) from exc
             except errors.ServerError as exc:
                 raise RetryableModelError(
                     "model_unavailable", f"Gemini failed ({exc.code} {exc.status}): {exc.message}"
@@ -355,90 +360,6 @@ class GeminiBackend(ModelBackend):
             )
 
         return call_with_retries(attempt, self.policy, sleep=self._sleep, on_retry=on_retry)
-
-
-def _client_error(exc: errors.ClientError) -> Exception:
-    if exc.code == 429:
-        return RetryableModelError(
-            "rate_limited",
-            f"Gemini rate limit or quota reached: {exc.message}",
-            retry_after=retry_delay_s(exc.details),
-        )
-    if exc.code == 408:
-        return RetryableModelError("model_timeout", f"Gemini timed out: {exc.message}")
-    return FeatureError(
-        "model_request_rejected",
-        f"Gemini rejected the request ({exc.code} {exc.status}): {exc.message}",
-        details={"http_status": exc.code, "status": exc.status},
-    )
-
-
-def retry_delay_s(body: Any) -> float | None:
-    """The ``google.rpc.RetryInfo`` delay in an error body (``"26s"`` → 26.0), if any."""
-    error = body.get("error", body) if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    for item in details if isinstance(details, list) else []:
-        if not isinstance(item, dict) or not str(item.get("@type", "")).endswith(
-            "google.rpc.RetryInfo"
-        ):
-            continue
-        delay = item.get("retryDelay")
-        if isinstance(delay, str) and (match := _DELAY.match(delay)):
-            return float(match.group(1))
-        if isinstance(delay, dict):  # the proto form {"seconds": 26, "nanos": 0}
-            return float(delay.get("seconds", 0)) + float(delay.get("nanos", 0)) / 1e9
-    return None
-
-
-def _checked_candidate(response: types.GenerateContentResponse) -> types.Candidate:
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        reason = _enum_name(feedback.block_reason)
-        raise FeatureError(
-            "safety_block",
-            f"Gemini refused the request ({reason})"
-            + (f": {feedback.block_reason_message}" if feedback.block_reason_message else ""),
-            status="blocked",
-            details={"reason": reason},
-        )
-    if not response.candidates:
-        raise FeatureError("invalid_model_output", "Gemini returned no candidates")
-    candidate = response.candidates[0]
-    finish = _finish_reason(candidate)
-    if finish in BLOCK_FINISH_REASONS:
-        raise FeatureError(
-            "safety_block",
-            f"Gemini stopped its answer on policy grounds ({finish})",
-            status="blocked",
-            details={"reason": finish},
-        )
-    if finish in NO_IMAGE_FINISH_REASONS:
-        raise FeatureError(
-            "no_image",
-            f"the image model produced no image ({finish})",
-            details={"finish_reason": finish, "note": _text_of(candidate)},
-        )
-    return candidate
-
-
-def _text_of(candidate: types.Candidate) -> str:
-    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    return "".join(p.text for p in parts if p.text and not p.thought).strip()
-
-
-def _finish_reason(candidate: types.Candidate) -> str | None:
-    return _enum_name(candidate.finish_reason) if candidate.finish_reason else None
-
-
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(x) for x in first.get("loc", ())) or "reply"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 def _image_part(image: ImageBlob) -> types.Part:

@@ -16,7 +16,8 @@ from PIL import Image
 
 from refract.errors import FeatureError, RetryableModelError
 from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
-from refract.gateway.gemini import GeminiBackend, retry_delay_s
+from refract.gateway.gemini import GeminiBackend
+from refract.gateway.gemini_replies import retry_delay_s
 from refract.results import CaptionResult, CommentsResult, SummaryResult, ThumbnailResult
 from refract.settings import Settings
 from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply
@@ -32,7 +33,6 @@ SUMMARY = {
     "chapters": [
         {"start": "01:00", "title": "Chorus"},
         {"start": "00:00", "title": "Intro"},
-        {"start": "59:00", "title": "Past the end"},
     ],
     "topics": ["music"],
     "language": "ko",
@@ -99,7 +99,7 @@ def test_summary_from_transcript_sends_timestamped_lines(
     fake.script(None, Reply.json(SUMMARY))
     reply = backend.summarize_video(video, language="en")
 
-    # Sorted by time, and the chapter placed after the end of the video dropped.
+    # Chapters come back sorted by time.
     assert [c["start"] for c in reply.data["chapters"]] == ["00:00", "01:00"]
     assert reply.data["language"] == "ko"
     request = only(fake)
@@ -152,10 +152,10 @@ def test_comments_go_in_as_a_delimited_json_data_part(
     assert items[0] == {"text": "Best song ever!", "likes": 120, "replies": 4}
 
 
-def test_comment_sentiment_is_normalised_to_one(backend: GeminiBackend, fake: FakeGemini) -> None:
-    answer = {
+def comments_answer(positive: float, neutral: float, negative: float) -> dict[str, object]:
+    return {
         "overview": "Mostly happy.",
-        "sentiment": {"positive": 0.6, "neutral": 0.3, "negative": 0.3},
+        "sentiment": {"positive": positive, "neutral": neutral, "negative": negative},
         "themes": [{"theme": "dance", "share": 0.5, "example": "Best song ever!"}],
         "questions": [],
         "notable": [],
@@ -163,11 +163,63 @@ def test_comment_sentiment_is_normalised_to_one(backend: GeminiBackend, fake: Fa
         "toxic_share": 0.0,
         "comment_count": 99,
     }
-    fake.script(None, Reply.json(answer))
+
+
+def test_comment_sentiment_off_by_rounding_is_rescaled(
+    backend: GeminiBackend, fake: FakeGemini
+) -> None:
+    fake.script(None, Reply.json(comments_answer(0.33, 0.33, 0.33)))
     video = VideoMaterial(comments=(Comment("a"), Comment("b")))
     data = backend.analyze_comments(video, language="en").data
-    assert data["sentiment"] == pytest.approx({"positive": 0.5, "neutral": 0.25, "negative": 0.25})
+    assert sum(data["sentiment"].values()) == pytest.approx(1.0)
     assert data["comment_count"] == 2
+    assert len(fake.requests) == 1
+
+
+def test_comment_shares_that_do_not_add_up_are_asked_for_again(
+    backend: GeminiBackend, fake: FakeGemini
+) -> None:
+    fake.script(None, Reply.json(comments_answer(0.6, 0.3, 0.3)))
+    fake.script(None, Reply.json(comments_answer(0.5, 0.25, 0.25)))
+    reply = backend.analyze_comments(VideoMaterial(comments=(Comment("a"),)), language="en")
+    assert reply.data["sentiment"] == pytest.approx(
+        {"positive": 0.5, "neutral": 0.25, "negative": 0.25}
+    )
+    assert len(fake.requests) == 2
+    # Both calls were paid for, so both count: twice what the same single call costs.
+    fake.reset()
+    fake.script(None, Reply.json(comments_answer(0.5, 0.25, 0.25)))
+    single = backend.analyze_comments(VideoMaterial(comments=(Comment("a"),)), language="en")
+    assert single.usage.input_tokens is not None
+    assert reply.usage.input_tokens == 2 * single.usage.input_tokens
+
+
+def test_comment_shares_wrong_twice_fail(backend: GeminiBackend, fake: FakeGemini) -> None:
+    fake.script(None, *[Reply.json(comments_answer(0.9, 0.9, 0.1))] * 2)
+    with pytest.raises(FeatureError) as info:
+        backend.analyze_comments(VideoMaterial(comments=(Comment("a"),)), language="en")
+    assert info.value.code == "invalid_model_output"
+    assert "add up to 1.90" in info.value.message
+    assert len(fake.requests) == 2
+
+
+def test_chapter_after_the_end_is_asked_for_again_then_fails(
+    backend: GeminiBackend, fake: FakeGemini
+) -> None:
+    late = {
+        **SUMMARY,
+        "chapters": [{"start": "00:00", "title": "a"}, {"start": "59:00", "title": "b"}],
+    }
+    video = VideoMaterial(url=URL, duration_s=253)
+    fake.script(None, Reply.json(late), Reply.json(SUMMARY))
+    reply = backend.summarize_video(video, language="en")
+    assert [c["start"] for c in reply.data["chapters"]] == ["00:00", "01:00"]
+    fake.reset()
+    fake.script(None, Reply.json(late), Reply.json(late))
+    with pytest.raises(FeatureError) as info:
+        backend.summarize_video(video, language="en")
+    assert info.value.code == "invalid_model_output"
+    assert "59:00" in info.value.message and "after the end" in info.value.message
 
 
 def test_no_comments_fails_without_calling(backend: GeminiBackend, fake: FakeGemini) -> None:
@@ -309,33 +361,41 @@ def test_image_safety_is_blocked(
     assert sleeps.calls == []
 
 
-def test_invalid_json_is_a_clear_failure(backend: GeminiBackend, fake: FakeGemini) -> None:
+def test_invalid_json_is_asked_for_once_more(backend: GeminiBackend, fake: FakeGemini) -> None:
     fake.script(None, Reply.text('{"tldr": "cut off'))
+    reply = backend.summarize_video(VideoMaterial(url=URL), language="en")
+    assert reply.data["tldr"]
+    assert len(fake.requests) == 2
+
+
+def test_invalid_json_twice_is_a_clear_failure(backend: GeminiBackend, fake: FakeGemini) -> None:
+    fake.script(None, Reply.text('{"tldr": "cut off'), Reply.text("not json at all"))
     with pytest.raises(FeatureError) as info:
         backend.summarize_video(VideoMaterial(url=URL), language="en")
     assert (info.value.code, info.value.status) == ("invalid_model_output", "failed")
     assert "not a valid summary result" in info.value.message
-    assert info.value.details["excerpt"] == '{"tldr": "cut off'
-    assert len(fake.requests) == 1
+    assert len(fake.requests) == 2
 
 
-def test_json_failing_the_schema_is_invalid_output(
+def test_json_failing_the_schema_twice_is_invalid_output(
     backend: GeminiBackend, fake: FakeGemini
 ) -> None:
-    fake.script(None, Reply.json({**SUMMARY, "chapters": [{"start": "soon", "title": "x"}]}))
+    bad = Reply.json({**SUMMARY, "chapters": [{"start": "soon", "title": "x"}]})
+    fake.script(None, bad, bad)
     with pytest.raises(FeatureError) as info:
         backend.summarize_video(VideoMaterial(url=URL), language="en")
     assert info.value.code == "invalid_model_output"
     assert "chapters.0.start" in info.value.message
 
 
-def test_no_candidates_is_invalid_output(
+def test_no_candidates_twice_is_invalid_output(
     backend: GeminiBackend, fake: FakeGemini, photo: ImageBlob
 ) -> None:
-    fake.script(None, Reply(body={"candidates": []}))
+    fake.script(None, Reply(body={"candidates": []}), Reply(body={"candidates": []}))
     with pytest.raises(FeatureError) as info:
         backend.analyze_thumbnail(photo, title="t", language="en")
     assert (info.value.code, info.value.status) == ("invalid_model_output", "failed")
+    assert len(fake.requests) == 2
 
 
 # --- transient errors and retries --------------------------------------------------

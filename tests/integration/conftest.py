@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from tests.fakes.gemini import FakeGemini
+from tests.fakes.youtube import DEFAULT_KEY, FakeYouTube
 from tests.support.services import fresh_postgres_database, fresh_redis_database
 from tests.support.stack import RefractStack
 
@@ -29,6 +30,13 @@ def fake_gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="module")
+def fake_youtube() -> Iterator[FakeYouTube]:
+    """A fake YouTube (Data API, oEmbed, thumbnails) on 127.0.0.1 for the whole module."""
+    with FakeYouTube() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A fresh, empty Postgres database (``refract up`` migrates it)."""
     with fresh_postgres_database("refract_it") as url:
@@ -37,9 +45,12 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, fake_gemini: FakeGemini, database_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_gemini: FakeGemini,
+    fake_youtube: FakeYouTube,
+    database_url: str,
 ) -> Iterator[RefractStack]:
-    """``refract up`` with the Gemini backend pointed at the fake."""
+    """``refract up`` with Gemini and YouTube pointed at the fakes."""
     with fresh_redis_database(10) as redis_url:
         workdir = tmp_path_factory.mktemp("stack")
         env = {
@@ -57,6 +68,12 @@ def stack(
             "REFRACT_RECONCILE_INTERVAL_S": "1",
             "REFRACT_REQUEUE_AFTER_S": "3",
             "REFRACT_GEMINI_RPM": "0",
+            "YOUTUBE_API_KEY": DEFAULT_KEY,
+            "REFRACT_YOUTUBE_API_URL": fake_youtube.api_url,
+            "REFRACT_YOUTUBE_OEMBED_URL": fake_youtube.oembed_url,
+            "REFRACT_YOUTUBE_THUMBNAIL_URL": fake_youtube.thumbnail_url,
+            "REFRACT_YOUTUBE_TIMEOUT_S": "3",
+            "REFRACT_YOUTUBE_TRANSCRIPTS": "false",
         }
         with RefractStack(env, workdir) as running:
             yield running
