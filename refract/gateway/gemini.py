@@ -63,6 +63,7 @@ R = TypeVar("R", bound=BaseModel)
 # Low for faithful analysis, a little higher where the wording is meant to charm.
 TEMPERATURES = {"summary": 0.3, "comments": 0.2, "thumbnail": 0.4, "caption": 0.7}
 MAX_COMMENT_CHARS = 1500
+TRANSCRIPT_TAIL_S = 30.0
 MAX_STYLE_PROMPT_CHARS = 500
 
 
@@ -121,7 +122,8 @@ class GeminiBackend(ModelBackend):
             )
             parts = [video_part, types.Part(text=text)]
         elif video.transcript:
-            length_s = length_s or video.transcript_span_s
+            # The last line's own length is unknown: allow a little past its start.
+            length_s = length_s or video.transcript_span_s + TRANSCRIPT_TAIL_S
             lines = "\n".join(
                 f"[{format_timestamp(line.start)}] {line.text}" for line in video.transcript
             )
