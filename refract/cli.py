@@ -1,8 +1,9 @@
-"""The ``refract`` command: migrate, api, worker, beat, up.
+"""The ``refract`` command: migrate, api, worker, beat, up, submit, demo.
 
 Every sub-command reads the same settings (environment variables, see the README).
 ``refract up`` runs the API, a worker and beat as child processes in the foreground and
-stops them all on Ctrl-C.
+stops them all on Ctrl-C; ``refract submit`` is a client of a running API; ``refract
+demo`` runs the samples through a stack it starts and stops itself.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import base64
 import json
 import mimetypes
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -87,10 +87,32 @@ def submit(
     return dict(response.json())
 
 
-def events(
-    http: httpx.Client, job_id: str, last_event_id: str | None = None
-) -> Iterator[tuple[str | None, str, dict[str, Any]]]:
-    """The job's Server-Sent Events as (id, event, data) until the stream ends."""
+Event = tuple[str | None, str, dict[str, Any]]
+
+
+def parse_event_stream(lines: Iterable[str]) -> Iterator[Event]:
+    """(id, event, data) for each event in Server-Sent Events ``lines``; comments skipped."""
+    event_id: str | None = None
+    name = "message"
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield event_id, name, json.loads("\n".join(data))
+            event_id, name, data = None, "message", []
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "id":
+                event_id = value
+            elif key == "event":
+                name = value
+            elif key == "data":
+                data.append(value)
+
+
+def events(http: httpx.Client, job_id: str, last_event_id: str | None = None) -> Iterator[Event]:
+    """The job's Server-Sent Events as (id, event, data) until the server ends the stream."""
     headers = {"Accept": "text/event-stream"}
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
@@ -100,28 +122,12 @@ def events(
         headers=headers,
         timeout=httpx.Timeout(10.0, read=60.0),
     ) as response:
+        if response.status_code == 204:  # the job had already ended for this client
+            return
         if response.status_code != 200:
             response.read()
             raise _problem(response)
-        event_id: str | None = None
-        name = "message"
-        data: list[str] = []
-        for line in response.iter_lines():
-            if not line:
-                if data:
-                    yield event_id, name, json.loads("\n".join(data))
-                event_id, name, data = None, "message", []
-            elif line.startswith(":"):
-                continue
-            else:
-                key, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if key == "id":
-                    event_id = value
-                elif key == "event":
-                    name = value
-                elif key == "data":
-                    data.append(value)
+        yield from parse_event_stream(response.iter_lines())
 
 
 @dataclass

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     def _check_backend(self) -> Settings:
         if self.model_backend == "gemini" and self.gemini_api_key is None:
             raise ValueError("REFRACT_MODEL_BACKEND=gemini needs GEMINI_API_KEY or GOOGLE_API_KEY")
+        if self.visibility_timeout_s <= self.task_soft_deadline_s:
+            # Redis would hand a still-running task to a second worker.
+            raise ValueError(
+                "REFRACT_VISIBILITY_TIMEOUT_S must be above REFRACT_TASK_SOFT_DEADLINE_S"
+            )
         return self
 
     @property

@@ -22,10 +22,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from PIL import Image
+
+from tests.fakes.server import FakeServer
 
 _PATH = re.compile(r"^/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):generateContent$")
 
@@ -262,61 +264,18 @@ class _Script:
     replies: deque[Reply] = field(default_factory=deque)
 
 
-class FakeGemini:
+class FakeGemini(FakeServer):
     """The fake server. ``with FakeGemini() as fake: ... fake.url ...``, or start()/stop()."""
+
+    name = "fake-gemini"
 
     def __init__(self, *, api_key: str | None = None) -> None:
         """``api_key``: when set, any other key is refused as the real API refuses it."""
+        super().__init__()
         self.api_key = api_key
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._scripts: list[_Script] = []
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -----------------------------------------------------------------
-
-    def start(self) -> FakeGemini:
-        """Bind 127.0.0.1 on a free port and serve on a daemon thread."""
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # stop() waits for one poll
-            name="fake-gemini",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; requests still hanging are cut short."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the SDK (``http://127.0.0.1:<port>``)."""
-        if self._server is None:
-            raise RuntimeError("FakeGemini is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     # --- scripting and inspection --------------------------------------------------
 
@@ -474,3 +433,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 __all__ = ["FakeGemini", "RecordedRequest", "Reply", "gradient_png"]
+
+
+FakeGemini.handler = _Handler

@@ -21,11 +21,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
+
+from tests.fakes.server import FakeServer
 
 THUMBNAIL_SIZES = {
     "maxresdefault": (1280, 720),
@@ -105,11 +107,14 @@ def api_error(code: int, domain: str, reason: str, message: str) -> dict[str, An
     }
 
 
-class FakeYouTube:
+class FakeYouTube(FakeServer):
     """The fake server: ``with FakeYouTube() as fake: ... fake.api_url ...``."""
+
+    name = "fake-youtube"
 
     def __init__(self) -> None:
         """Starts with no videos, key ``yt-key`` accepted, nothing failing."""
+        super().__init__()
         self.videos: dict[str, FakeVideo] = {}
         self.valid_keys: set[str] = {DEFAULT_KEY}
         self.quota_exceeded = False
@@ -118,48 +123,6 @@ class FakeYouTube:
         self.delay_s = 0.0  # before every answer (to make concurrent callers overlap)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    # --- lifecycle -----------------------------------------------------------------
-
-    def start(self) -> FakeYouTube:
-        """Bind 127.0.0.1 on a free port and serve on a daemon thread."""
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-youtube",
-            daemon=True,
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeYouTube:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if self._server is None:
-            raise RuntimeError("FakeYouTube is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -516,3 +479,6 @@ __all__ = [
     "make_comments",
     "thumbnail_jpeg",
 ]
+
+
+FakeYouTube.handler = _Handler

@@ -14,9 +14,9 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from refract.client import events as read_events
 from tests.fakes.gemini import FakeGemini, Reply
 from tests.integration.conftest import FIXTURES, feature_rows, wait_for_job
-from tests.integration.sse import read_events
 
 pytestmark = pytest.mark.integration
 
@@ -102,23 +102,24 @@ def test_event_stream_shows_each_feature_and_resumes(
     client: httpx.Client, submit_video: Any
 ) -> None:
     created = submit_video(make_source("events-run"))
-    events = list(read_events(client, created["links"]["events"]))
-    assert events[-1].event == "job" and events[-1].data["final"] is True
-    assert events[-1].data["status"] == "succeeded"
+    events = list(read_events(client, created["id"]))
+    last_id, last_type, last_data = events[-1]
+    assert last_type == "job" and last_data["final"] is True
+    assert last_data["status"] == "succeeded"
     by_feature: dict[str, list[float]] = {}
-    for event in events:
-        if event.event == "feature":
-            by_feature.setdefault(event.data["feature"], []).append(event.data["progress"])
+    for _id, event_type, data in events:
+        if event_type == "feature":
+            by_feature.setdefault(data["feature"], []).append(data["progress"])
     assert set(by_feature) == {"summary", "comments", "thumbnail"}
     for progress in by_feature.values():
         assert progress[-1] == 1.0 and len(progress) >= 3  # started, a step, finished
         assert progress == sorted(progress)
-    ids = [e.id for e in events]
-    assert len(set(ids)) == len(ids)
+    ids = [event_id for event_id, _type, _data in events]
+    assert len(set(ids)) == len(ids) and last_id == ids[-1]
 
     # Resuming after the third event replays exactly what came after it.
-    resumed = list(read_events(client, created["links"]["events"], last_event_id=ids[2]))
-    assert [e.id for e in resumed] == ids[3:]
+    resumed = list(read_events(client, created["id"], last_event_id=ids[2]))
+    assert [event_id for event_id, _type, _data in resumed] == ids[3:]
 
 
 def test_photocard_job_makes_caption_portrait_and_card(

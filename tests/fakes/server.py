@@ -1,0 +1,60 @@
+"""What every fake server in the tests shares: a threaded HTTP server on 127.0.0.1.
+
+A subclass gives its request handler class (whose ``owner`` attribute is set to the
+fake) and a name; it gets start/stop, a context manager and its base URL.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Self
+
+
+class FakeServer:
+    """Serve ``handler`` on a free port of 127.0.0.1 from a daemon thread."""
+
+    handler: ClassVar[type[BaseHTTPRequestHandler]]
+    name: ClassVar[str] = "fake-server"
+
+    def __init__(self) -> None:
+        self._server: ThreadingHTTPServer | None = None
+        # Set while stopping, so handlers that sleep (hangs, delays) end at once.
+        self._stopping = threading.Event()
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1 on a free port and serve on a daemon thread."""
+        owner = self
+        handler: Any = type("Handler", (self.handler,), {"owner": owner})
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # stop() waits for one poll
+            name=self.name,
+            daemon=True,
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; requests still sleeping are cut short."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
