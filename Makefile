@@ -4,14 +4,18 @@ BIN := $(VENV)/bin
 
 .PHONY: install test lint typecheck unit demo services clean
 
-# A virtual environment with the project (editable) and its dev dependency group.
+# A virtual environment with the project (editable); the dev group only where tests need it.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e . --group dev
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-dev
 
 services:
 	bash scripts/ensure-services.sh
@@ -28,7 +32,7 @@ test: install services lint typecheck
 	$(BIN)/pytest -q
 
 ## Set up and run the demo.
-demo: install
+demo: $(VENV)/.installed
 	$(BIN)/refract demo
 
 clean:

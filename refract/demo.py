@@ -7,6 +7,7 @@ result and where the card was saved; then stops everything it started.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def run_demo(settings: Settings, *, port: int | None, out_dir: Path, state_dir: 
         if not sample.is_file():
             print(f"refract demo: sample {sample} is missing", file=sys.stderr)
             return 2
+    # The schema upgrade's step-by-step log is noise here; the stack's own log has it all.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     stack = LocalStack(settings, port=port or _free_port(), state_dir=state_dir, quiet=True)
     print(f"refract demo: starting the stack (logs in {state_dir / 'stack.log'})", flush=True)
     ok = True
