@@ -253,7 +253,7 @@ def print_results(job: dict[str, Any], saved: dict[str, Path], *, out: TextIO = 
     out.write(f"\njob {job['id']} ({job['kind']}): {job['status']}\n")
     for name, feature in job["features"].items():
         usage = feature.get("usage") or {}
-        who = f"{feature.get('backend') or '?'}/{feature.get('model') or '?'}"
+        who = "/".join(x for x in (feature.get("backend"), feature.get("model")) if x) or "-"
         tokens = (
             f", {usage.get('input_tokens')} in / {usage.get('output_tokens')} out tokens"
             if usage

@@ -23,7 +23,6 @@ from refract.errors import Conflict, NotFound, ValidationFailed
 from refract.jobstate import job_event
 from refract.models import FeatureRun, Job, utcnow
 from refract.progress import Event
-from refract.resources import job_resource
 
 
 @dataclass(frozen=True)
@@ -141,15 +140,3 @@ def list_jobs(
     jobs = list(session.scalars(query.limit(limit + 1)))
     next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
     return jobs[:limit], next_cursor
-
-
-__all__ = [
-    "NewJob",
-    "add_job",
-    "creation_events",
-    "find_by_idempotency_key",
-    "get_job",
-    "job_resource",
-    "list_jobs",
-    "request_fingerprint",
-]

@@ -32,6 +32,9 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         # Redis redelivers an unacknowledged message after this; it must stay above the
         # longest task, or a slow model call would run twice.
         "visibility_timeout": settings.visibility_timeout_s,
+        # A broker that does not answer must fail a publish fast (the API then leaves
+        # the job to the reconciler) instead of holding the request.
+        "socket_connect_timeout": 5,
     }
     app.conf.update(
         broker_url=settings.effective_broker_url,

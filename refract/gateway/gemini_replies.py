@@ -41,6 +41,7 @@ _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 def client_error(exc: errors.ClientError) -> Exception:
+    """A 4xx from the SDK as ours: 429 and 408 retry, the rest fail at once."""
     if exc.code == 429:
         return RetryableModelError(
             "rate_limited",
@@ -74,6 +75,7 @@ def retry_delay_s(body: Any) -> float | None:
 
 
 def usage_of(response: types.GenerateContentResponse) -> Usage:
+    """The tokens a response says it cost (thoughts count as output)."""
     meta = response.usage_metadata
     if meta is None:
         return Usage()
@@ -97,6 +99,7 @@ def sum_usage(spent: list[Usage]) -> Usage:
 
 
 def checked_candidate(response: types.GenerateContentResponse) -> types.Candidate:
+    """The first candidate, after safety blocks and missing images are raised."""
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
         reason = enum_name(feedback.block_reason)
@@ -128,19 +131,23 @@ def checked_candidate(response: types.GenerateContentResponse) -> types.Candidat
 
 
 def text_of(candidate: types.Candidate) -> str:
+    """The candidate's answer text, without thought parts."""
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
     return "".join(p.text for p in parts if p.text and not p.thought).strip()
 
 
 def finish_reason(candidate: types.Candidate) -> str | None:
+    """The candidate's finish reason by name, if it has one."""
     return enum_name(candidate.finish_reason) if candidate.finish_reason else None
 
 
 def enum_name(value: Any) -> str:
+    """An SDK enum's value (or the value itself) as text."""
     return str(getattr(value, "value", value))
 
 
 def first_error(exc: ValidationError) -> str:
+    """The first of a pydantic error's problems, readably."""
     first = exc.errors()[0]
     where = ".".join(str(x) for x in first.get("loc", ())) or "reply"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
