@@ -273,6 +273,8 @@ class FakeGemini(FakeServer):
         """``api_key``: when set, any other key is refused as the real API refuses it."""
         super().__init__()
         self.api_key = api_key
+        # Added to every default answer: a model's think time, for benchmarks and demos.
+        self.latency_s = 0.0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._scripts: list[_Script] = []
@@ -410,7 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _error(404, "NOT_FOUND", f"{path} is not found."))
             return
         reply = self.owner._pick(request)
-        if reply.delay_s and self.owner._stopping.wait(reply.delay_s):
+        delay_s = reply.delay_s or self.owner.latency_s
+        if delay_s and self.owner._stopping.wait(delay_s):
             return  # the fake is stopping: drop the hanging request
         answer = reply.body if reply.body is not None else self.owner._default_body(request)
         if reply.status == 200:
@@ -436,3 +439,25 @@ __all__ = ["FakeGemini", "RecordedRequest", "Reply", "gradient_png"]
 
 
 FakeGemini.handler = _Handler
+
+
+def main() -> None:
+    """Serve a fake Gemini until interrupted: ``python -m tests.fakes.gemini``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake Gemini on 127.0.0.1, for manual runs.")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    args = parser.parse_args()
+    fake = FakeGemini()
+    fake.latency_s = args.latency
+    fake.start()
+    print(f"REFRACT_GEMINI_BASE_URL={fake.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
