@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from refract.catalog import FINAL_FEATURE_STATUSES, FeatureStatus, JobStatus
+from refract.errors import NotFound
 from refract.models import FeatureRun, Job, utcnow
 from refract.progress import Event, ProgressBus
 from refract.resources import job_resource
@@ -95,7 +96,9 @@ def change_job(
     """
     version = session.execute(
         update(Job).where(Job.id == job_id).values(version=Job.version + 1).returning(Job.version)
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"job {job_id} does not exist")
     job = session.scalars(
         select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
     ).one()

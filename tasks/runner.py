@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from refract.catalog import FEATURES, FINAL_FEATURE_STATUSES, FeatureStatus
 from refract.db import session_scope
-from refract.errors import FeatureError, ProblemError
+from refract.errors import FeatureError, NotFound, ProblemError
 from refract.gateway.base import ModelReply
 from refract.images import sanitize_image
 from refract.jobstate import change_job, feature_event
@@ -82,7 +82,7 @@ class FeatureContext:
         try:
             with session_scope() as session:
                 change_job(session, self.services.bus, self.job_id, mutate)
-        except _Skip:
+        except (_Skip, NotFound):  # the run lost its claim, or the job is gone
             pass
         self.log.info("feature_progress", progress=progress, step=step)
 
@@ -245,6 +245,10 @@ def run_feature(task: Task, job_id: str, feature: str, work: Work) -> dict[str, 
     except _Skip as skip:
         bound.info("feature_skipped_run", reason=skip.reason)
         return {"job_id": job_id, "feature": feature, "outcome": "noop", "reason": skip.reason}
+    except NotFound:
+        # The job was deleted after its message was sent: nothing to do.
+        bound.warning("feature_job_missing")
+        return {"job_id": job_id, "feature": feature, "outcome": "noop", "reason": "no such job"}
 
     bound.info("feature_started")
     reply: ModelReply | None = None

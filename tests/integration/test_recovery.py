@@ -108,3 +108,10 @@ def test_card_is_never_left_waiting_when_an_input_task_is_lost(
     finished = wait_for_job(client, job_id, timeout_s=60)
     assert finished["features"]["card"]["status"] == "skipped"
     assert finished["status"] == "failed"
+
+
+def test_a_message_for_a_job_that_no_longer_exists_is_dropped(celery_app: Celery) -> None:
+    import uuid
+
+    outcome = celery_app.send_task("refract.text.summary", args=[str(uuid.uuid4())]).get(timeout=30)
+    assert outcome["outcome"] == "noop" and outcome["reason"] == "no such job"
