@@ -14,7 +14,7 @@ from typing import Any
 from refract.errors import FeatureError, NotFound
 from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
 from refract.media import load_image, store_image
-from refract.youtube import PERMANENT_CODES
+from refract.youtube import PERMANENT_CODES, VideoMetadata
 from refract.youtube_links import VideoRef
 from tasks.runner import FeatureContext
 
@@ -53,9 +53,18 @@ def youtube_video(ctx: FeatureContext, *, with_transcript: bool) -> VideoMateria
     metadata cannot be had (no key and oEmbed down, quota), the feature goes on with the
     link alone: Gemini fetches the video itself.
     """
+    video, _meta = youtube_video_and_metadata(ctx, with_transcript=with_transcript)
+    return video
+
+
+def youtube_video_and_metadata(
+    ctx: FeatureContext, *, with_transcript: bool
+) -> tuple[VideoMaterial, VideoMetadata | None]:
+    """:func:`youtube_video`, plus the metadata itself when YouTube gave it."""
     ref = VideoRef(ctx.input["video_id"])
     youtube = ctx.services.youtube
     video = VideoMaterial(url=ref.canonical_url, video_id=ref.video_id)
+    meta: VideoMetadata | None = None
     try:
         meta = youtube.metadata(ref.video_id)
         video = replace(
@@ -68,7 +77,21 @@ def youtube_video(ctx: FeatureContext, *, with_transcript: bool) -> VideoMateria
     if with_transcript:
         lines = youtube.transcript(ref.video_id, languages=_languages(ctx))
         video = replace(video, transcript=tuple(lines or ()))
-    return video
+    return video, meta
+
+
+def metadata_summary(meta: VideoMetadata) -> dict[str, Any]:
+    """The video's facts as shown beside its summary."""
+    return {
+        "title": meta.title,
+        "channel": meta.channel,
+        "duration_s": meta.duration_s,
+        "published_at": meta.published_at,
+        "view_count": meta.view_count,
+        "like_count": meta.like_count,
+        "comment_count": meta.comment_count,
+        "source": meta.source,
+    }
 
 
 def youtube_transcript(ctx: FeatureContext, video: VideoMaterial) -> VideoMaterial | None:

@@ -9,7 +9,13 @@ from celery import Task, shared_task
 from refract.catalog import FEATURES
 from refract.errors import FeatureError
 from refract.gateway.base import ModelReply
-from tasks.inputs import inline_source, source_material, youtube_transcript, youtube_video
+from tasks.inputs import (
+    inline_source,
+    metadata_summary,
+    source_material,
+    youtube_transcript,
+    youtube_video_and_metadata,
+)
 from tasks.runner import FeatureContext, run_feature
 
 FEATURE = "summary"
@@ -23,16 +29,17 @@ def summarize(ctx: FeatureContext) -> ModelReply:
     tried instead when YouTube has one.
     """
     source = inline_source(ctx)
+    meta = None
     if source is not None:
         video = source_material(source)
         if not video.transcript and not (video.title or video.description):
             raise FeatureError("no_transcript", "the video has no transcript, title or description")
     else:
-        video = youtube_video(ctx, with_transcript=ctx.backend.name == "local")
+        video, meta = youtube_video_and_metadata(ctx, with_transcript=ctx.backend.name == "local")
     ctx.report(0.3, "material ready")
     ctx.report(0.4, "asking the model")
     try:
-        return ctx.backend.summarize_video(video, language=ctx.language)
+        reply: ModelReply = ctx.backend.summarize_video(video, language=ctx.language)
     except FeatureError as exc:
         if exc.code != "model_request_rejected" or not video.url:
             raise
@@ -41,7 +48,10 @@ def summarize(ctx: FeatureContext) -> ModelReply:
             raise
         ctx.log.warning("summary_video_refused_using_transcript", error=exc.message)
         ctx.report(0.6, "video refused; summarizing the transcript")
-        return ctx.backend.summarize_video(fallback, language=ctx.language)
+        reply = ctx.backend.summarize_video(fallback, language=ctx.language)
+    if meta is not None:
+        reply.data["video"] = metadata_summary(meta)
+    return reply
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)

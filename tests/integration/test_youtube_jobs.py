@@ -68,6 +68,9 @@ def test_url_job_runs_every_feature_on_fetched_material(
         "thumbnail": ("succeeded", None),
     }, job
 
+    facts = job["features"]["summary"]["result"]["video"]
+    assert facts["title"] == "Gangnam Style dance tutorial"
+    assert facts["duration_s"] == 253 and facts["view_count"] == 12345
     # summary: the video itself, by URL, as a video part.
     summary_calls = [
         r
