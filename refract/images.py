@@ -73,7 +73,9 @@ def _problem(cls: type[ProblemError], field: str, message: str) -> ProblemError:
     return cls(f"{field}: {message}", errors=[FieldError(field, message)])
 
 
-def sanitize_image(data: bytes, *, field: str, max_bytes: int, max_pixels: int) -> CleanImage:
+def sanitize_image(
+    data: bytes, *, field: str, max_bytes: int, max_pixels: int, min_side: int = MIN_SIDE_PX
+) -> CleanImage:
     """Check ``data`` by content and return it re-encoded, upright and without metadata.
 
     Raises ``PayloadTooLarge`` (413) over ``max_bytes``, ``UnsupportedMediaType`` (415)
@@ -87,7 +89,7 @@ def sanitize_image(data: bytes, *, field: str, max_bytes: int, max_pixels: int) 
         raise _problem(UnsupportedMediaType, field, "image is empty")
     image = _open(data, field)
     try:
-        return _clean(image, field, max_pixels)
+        return _clean(image, field, max_pixels, min_side)
     finally:
         image.close()
 
@@ -112,7 +114,7 @@ def _open(data: bytes, field: str) -> Image.Image:
     return image
 
 
-def _clean(image: Image.Image, field: str, max_pixels: int) -> CleanImage:
+def _clean(image: Image.Image, field: str, max_pixels: int, min_side: int) -> CleanImage:
     """Check dimensions, decode fully, orient, normalise mode and re-encode."""
     fmt = _FORMAT_ALIASES.get(image.format or "", image.format or "")
     width, height = image.size
@@ -122,11 +124,11 @@ def _clean(image: Image.Image, field: str, max_pixels: int) -> CleanImage:
             field,
             f"image is {width}x{height} pixels; at most {max_pixels} pixels are allowed",
         )
-    if min(width, height) < MIN_SIDE_PX:
+    if min(width, height) < min_side:
         raise _problem(
             ValidationFailed,
             field,
-            f"image is {width}x{height} pixels; each side must be at least {MIN_SIDE_PX}",
+            f"image is {width}x{height} pixels; each side must be at least {min_side}",
         )
     try:
         # Animated images: the file is positioned on frame 0 after open; load() decodes

@@ -199,6 +199,8 @@ def _store_image_result(
             field=ctx.feature,
             max_bytes=50 * 1024 * 1024,
             max_pixels=services.settings.max_image_pixels,
+            # Whatever size the model chose is its answer; only uploads have a minimum.
+            min_side=1,
         )
     except ProblemError as exc:
         raise FeatureError("invalid_model_output", f"the model's image is unusable: {exc}") from exc

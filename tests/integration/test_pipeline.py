@@ -256,3 +256,43 @@ def test_invalid_json_is_asked_for_again_then_fails_with_invalid_model_output(
     assert summary["result"] is None
     assert len(requests_containing(fake_gemini, twice)) == 2
     assert feature_rows(db, created["id"])["summary"]["error_code"] == "invalid_model_output"
+
+
+def test_a_tiny_image_from_the_model_is_still_its_answer(
+    client: httpx.Client, fake_gemini: FakeGemini
+) -> None:
+    # Image models choose their output size; a 1x1 PNG is odd but valid (uploads, not
+    # answers, have a minimum size).
+    pixel = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 100, 50)).save(pixel, format="PNG")
+    answer = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "inlineData": {
+                                "mimeType": "image/png",
+                                "data": base64.b64encode(pixel.getvalue()).decode(),
+                            }
+                        }
+                    ],
+                },
+                "finishReason": "STOP",
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5},
+    }
+    fake_gemini.script("character artist", Reply(body=answer))
+    response = client.post(
+        "/api/v1/jobs",
+        data={"kind": "photocard", "features": "caption,stylize"},
+        files={"photo": ("me.png", (FIXTURES / "astronaut.png").read_bytes(), "image/png")},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"])
+    stylize = job["features"]["stylize"]
+    assert stylize["status"] == "succeeded", stylize
+    assert (stylize["result"]["width"], stylize["result"]["height"]) == (1, 1)
+    assert set(job["features"]) == {"caption", "stylize"}
