@@ -39,7 +39,11 @@ class _Result(BaseModel):
 class Chapter(_Result):
     """A chapter of the video, starting at ``start`` (``mm:ss``)."""
 
-    start: str = Field(description="chapter start as mm:ss")
+    # The pattern goes into Gemini's response schema too, so the model is held to it.
+    start: str = Field(
+        description="chapter start as mm:ss (h:mm:ss past an hour)",
+        pattern=r"^(?:\d+:)?[0-5]?\d:[0-5]\d$",
+    )
     title: str
 
     @field_validator("start")
