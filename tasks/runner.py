@@ -172,6 +172,10 @@ def _store_outcome(
             error_code=error.code,
             error_message=error.message[:2000],
             backend=services.backend.name,
+            # A refused or unusable answer was still a billed call: keep what it cost.
+            model=error.details.get("model"),
+            input_tokens=error.details.get("input_tokens"),
+            output_tokens=error.details.get("output_tokens"),
         )
 
     def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:

@@ -234,13 +234,15 @@ class GeminiBackend(ModelBackend):
             except (FeatureError, ResultCheckFailed) as exc:
                 invalid = isinstance(exc, ResultCheckFailed) or exc.code == "invalid_model_output"
                 if not invalid:
-                    raise
+                    assert isinstance(exc, FeatureError)
+                    raise _with_usage(exc, spent, model) from None
                 message = str(exc) if isinstance(exc, ResultCheckFailed) else exc.message
                 if attempt == 2:
-                    raise FeatureError(
+                    failure = FeatureError(
                         "invalid_model_output",
                         f"the model's {prompt.feature} result failed its checks twice: {message}",
-                    ) from exc
+                    )
+                    raise _with_usage(failure, spent, model) from exc
                 log.warning("%s result rejected (%s); asking once more", prompt.feature, message)
                 continue
             reply = self._reply(response, prompt, result.model_dump(mode="json"), model)
@@ -281,7 +283,10 @@ class GeminiBackend(ModelBackend):
         response = self._generate(
             self._image_client, model, parts, config, self.settings.image_model_timeout_s
         )
-        candidate = checked_candidate(response)
+        try:
+            candidate = checked_candidate(response)
+        except FeatureError as exc:
+            raise _with_usage(exc, [usage_of(response)], model) from None
         note = text_of(candidate)
         finish = finish_reason(candidate)
         for part in (candidate.content.parts or []) if candidate.content else []:
@@ -291,12 +296,13 @@ class GeminiBackend(ModelBackend):
                 reply.image = image
                 return reply
         said = f": {note[:300]}" if note else ""
-        raise FeatureError(
+        failure = FeatureError(
             "no_image",
             f"the image model answered without an image (finish reason {finish or 'unknown'})"
             f"{said}",
             details={"finish_reason": finish, "note": note},
         )
+        raise _with_usage(failure, [usage_of(response)], model)
 
     def _reply(
         self,
@@ -362,6 +368,15 @@ class GeminiBackend(ModelBackend):
             )
 
         return call_with_retries(attempt, self.policy, sleep=self._sleep, on_retry=on_retry)
+
+
+def _with_usage(error: FeatureError, spent: list[Usage], model: str) -> FeatureError:
+    """``error`` carrying what the calls behind it cost: refused answers are billed too."""
+    usage = sum_usage(spent)
+    error.details.update(
+        model=model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens
+    )
+    return error
 
 
 def _image_part(image: ImageBlob) -> types.Part:

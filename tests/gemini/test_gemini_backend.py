@@ -346,7 +346,10 @@ def test_text_stopped_on_policy_grounds_is_blocked(
     with pytest.raises(FeatureError) as info:
         backend.caption_photo(photo, language="en")
     assert (info.value.code, info.value.status) == ("safety_block", "blocked")
-    assert info.value.details == {"reason": reason}
+    assert info.value.details["reason"] == reason
+    # The refused call's usage travels with the error, to be stored.
+    assert info.value.details["model"] == backend.settings.text_model
+    assert info.value.details["input_tokens"] > 0
     assert len(fake.requests) == 1
 
 

@@ -235,6 +235,8 @@ def test_safety_block_is_a_feature_status(
     assert job["status"] == "partial"
     row = feature_rows(db, created["id"])["summary"]
     assert row["status"] == "blocked" and row["result"] is None
+    # The refused call was still billed: its usage is kept.
+    assert row["input_tokens"] > 0 and row["model"] == "gemini-2.5-flash"
 
 
 def test_invalid_json_is_asked_for_again_then_fails_with_invalid_model_output(
@@ -255,7 +257,9 @@ def test_invalid_json_is_asked_for_again_then_fails_with_invalid_model_output(
     assert summary["error"]["code"] == "invalid_model_output"
     assert summary["result"] is None
     assert len(requests_containing(fake_gemini, twice)) == 2
-    assert feature_rows(db, created["id"])["summary"]["error_code"] == "invalid_model_output"
+    row = feature_rows(db, created["id"])["summary"]
+    assert row["error_code"] == "invalid_model_output"
+    assert row["input_tokens"] > 0  # both rejected answers were paid for
 
 
 def test_a_tiny_image_from_the_model_is_still_its_answer(
