@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import struct
 import uuid
 import zlib
@@ -17,6 +16,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from refract.catalog import FeatureStatus
+from refract.client import parse_event_stream
 from refract.db import session_scope
 from refract.jobstate import change_job, feature_event, mark_final
 from refract.models import Artifact, FeatureRun, Job
@@ -168,24 +168,7 @@ class SseFrame:
 
 def parse_sse(body: str) -> tuple[list[SseFrame], list[str]]:
     """The events and the comment lines of a complete SSE body."""
-    frames: list[SseFrame] = []
-    comments: list[str] = []
-    for block in body.split("\n\n"):
-        event_id, event_type, data = None, "message", []
-        for line in block.split("\n"):
-            if not line:
-                continue
-            if line.startswith(":"):
-                comments.append(line[1:].strip())
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "id":
-                event_id = value
-            elif name == "event":
-                event_type = value
-            elif name == "data":
-                data.append(value)
-        if data:
-            frames.append(SseFrame(event_id, event_type, json.loads("\n".join(data))))
+    lines = body.split("\n")
+    frames = [SseFrame(*event) for event in parse_event_stream(lines)]
+    comments = [line[1:].strip() for line in lines if line.startswith(":")]
     return frames, comments
