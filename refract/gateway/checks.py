@@ -9,9 +9,6 @@ Gemini backend answers by asking once more and then failing the feature with
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from refract.results import CommentsResult, SummaryResult, parse_timestamp
 
 # Shares may be off by this much (rounding to two decimals, three shares) and be rescaled.
@@ -45,7 +42,7 @@ def check_summary(result: SummaryResult, *, duration_s: float | None) -> Summary
 
 
 def check_comments(result: CommentsResult, *, comment_count: int) -> CommentsResult:
-    """Sentiment shares add up to one; theme shares are shares; the count is the real one."""
+    """Sentiment shares add up to one, themes are given, the count is the real one."""
     sentiment = result.sentiment
     total = sentiment.positive + sentiment.neutral + sentiment.negative
     if abs(total - 1.0) > SHARE_TOLERANCE:
@@ -61,6 +58,3 @@ def check_comments(result: CommentsResult, *, comment_count: int) -> CommentsRes
         raise ResultCheckFailed("no themes were given")
     result.comment_count = comment_count
     return result
-
-
-Check = Callable[[Any], Any]
