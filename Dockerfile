@@ -14,6 +14,7 @@ COPY refract ./refract
 COPY api ./api
 COPY tasks ./tasks
 COPY worker ./worker
+COPY launch ./launch
 COPY migrations ./migrations
 RUN pip install --editable . && mkdir -p /app/var/media && chown -R refract:refract /app/var
 

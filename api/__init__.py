@@ -13,17 +13,17 @@ from flask import Flask, Response, request
 from api import db, errors
 from api.intake import ApiRequest
 from api.services import Services
-from refract.db import init_engine
-from refract.media import MediaStore
-from refract.progress import ProgressBus, redis_from_url
-from refract.settings import Settings, load_settings
-from worker.app import create_celery_app
+from refract.core.db import init_engine
+from refract.core.settings import Settings, load_settings
+from refract.imaging.storage import MediaStore
+from refract.jobs.celery_app import create_celery_app
+from refract.jobs.progress import ProgressBus, redis_from_url
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app, wired to the database, Redis, media storage and the broker.
 
-    ``settings`` defaults to the environment's (:func:`refract.settings.load_settings`).
+    ``settings`` defaults to the environment's (:func:`refract.core.settings.load_settings`).
     """
     settings = settings or load_settings()
     init_engine(settings)

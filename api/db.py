@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from refract.db import get_sessionmaker
+from refract.core.db import get_sessionmaker
 
 
 def get_db() -> Session:

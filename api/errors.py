@@ -1,6 +1,6 @@
 """The one error handler: every failure leaves the API as RFC 9457 problem+json.
 
-Refract's own :class:`~refract.errors.ProblemError` carries its status, detail, field
+Refract's own :class:`~refract.core.errors.ProblemError` carries its status, detail, field
 errors and ``Retry-After``; Werkzeug's HTTP exceptions (unknown route, wrong method, a
 body over ``MAX_CONTENT_LENGTH``, unparsable multipart) are mapped to the same shape;
 anything else is a bug, logged with its traceback and answered with a bare 500.
@@ -15,7 +15,7 @@ import structlog
 from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
-from refract.errors import ProblemError
+from refract.core.errors import ProblemError
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """The Server-Sent Events stream of a job: replay, follow, end after the final event.
 
-Events come from the job's Redis stream (:class:`refract.progress.ProgressBus`); their
+Events come from the job's Redis stream (:class:`refract.jobs.progress.ProgressBus`); their
 stream ids are the SSE ``id``s, so a client reconnecting with ``Last-Event-ID`` resumes
 exactly where it stopped. The generator holds no database session and no Flask context:
 under gunicorn's threaded workers a stream occupies one thread and one Redis connection
@@ -22,11 +22,11 @@ import redis
 import structlog
 from sqlalchemy.orm import Session
 
-from refract.catalog import FINAL_JOB_STATUSES
-from refract.jobs import get_job
-from refract.jobstate import feature_event, job_event
-from refract.models import Job
-from refract.progress import ProgressBus, StreamEntry
+from refract.core.models import Job
+from refract.jobs.catalog import FINAL_JOB_STATUSES
+from refract.jobs.progress import ProgressBus, StreamEntry
+from refract.jobs.state import feature_event, job_event
+from refract.jobs.store import get_job
 
 log = structlog.get_logger(__name__)
 

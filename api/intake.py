@@ -18,12 +18,12 @@ from werkzeug.formparser import FormDataParser
 
 from api.schemas import IdempotencyHeaders, PhotoCardForm, VideoJobRequest
 from api.validation import parse
-from refract.catalog import JobKind, resolve_features
-from refract.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
-from refract.images import CleanImage, decode_data_url, sanitize_image
-from refract.jobs import request_fingerprint
-from refract.settings import Settings
-from refract.youtube_links import parse_video_url
+from refract.core.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
+from refract.core.settings import Settings
+from refract.imaging.uploads import CleanImage, decode_data_url, sanitize_image
+from refract.jobs.catalog import JobKind, resolve_features
+from refract.jobs.store import request_fingerprint
+from refract.youtube.links import parse_video_url
 
 JSON_TYPE = "application/json"
 MULTIPART_TYPE = "multipart/form-data"

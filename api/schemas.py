@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from refract.catalog import JobKind, JobStatus, resolve_features
-from refract.youtube_links import InvalidVideoLink, parse_video_url
+from refract.jobs.catalog import JobKind, JobStatus, resolve_features
+from refract.youtube.links import InvalidVideoLink, parse_video_url
 
 # A short BCP 47-like tag: "en", "ko", "pt-BR", "zh-Hant-TW".
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3}$"

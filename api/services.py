@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import current_app
 
-from refract.media import MediaStore
-from refract.progress import ProgressBus
-from refract.settings import Settings
+from refract.core.settings import Settings
+from refract.imaging.storage import MediaStore
+from refract.jobs.progress import ProgressBus
 
 # Below the progress Redis client's 10 s socket timeout: a blocking XREAD must return
 # (empty) before the socket gives up on it.
@@ -23,7 +23,7 @@ class Services:
     settings: Settings
     bus: ProgressBus
     store: MediaStore
-    # Used only to send tasks by name (refract.dispatch); task bodies are never imported.
+    # Used only to send tasks by name (refract.jobs.dispatch); task bodies are never imported.
     celery: Celery
     sse_block_ms: int = DEFAULT_SSE_BLOCK_MS
 

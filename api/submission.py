@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from api.intake import Submission
 from api.services import Services
-from refract.catalog import JobKind
-from refract.dispatch import enqueue, record_enqueued
-from refract.errors import Conflict
-from refract.jobs import NewJob, add_job, creation_events, find_by_idempotency_key
-from refract.media import MediaStore, store_image
-from refract.models import Artifact, Job
-from refract.resources import job_resource
+from refract.core.errors import Conflict
+from refract.core.models import Artifact, Job
+from refract.imaging.storage import MediaStore, store_image
+from refract.jobs.catalog import JobKind
+from refract.jobs.dispatch import enqueue, record_enqueued
+from refract.jobs.resource import job_resource
+from refract.jobs.store import NewJob, add_job, creation_events, find_by_idempotency_key
 
 log = structlog.get_logger(__name__)
 

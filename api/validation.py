@@ -1,7 +1,7 @@
 """Validating request data with the models of ``api/schemas.py``.
 
 Views call :func:`parse` instead of letting a framework hook validate, so that a failure
-is raised as :class:`refract.errors.ValidationFailed` and rendered by the one error
+is raised as :class:`refract.core.errors.ValidationFailed` and rendered by the one error
 handler in ``api/errors.py`` like every other problem.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from refract.errors import FieldError, ValidationFailed
+from refract.core.errors import FieldError, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
 

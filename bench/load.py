@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from refract.client import load_source
+from launch.client import load_source
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FINAL = {"succeeded", "partial", "failed", "canceled"}

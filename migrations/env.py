@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from refract.db import build_engine
-from refract.models import Base
-from refract.settings import load_settings
+from refract.core.db import build_engine
+from refract.core.models import Base
+from refract.core.settings import load_settings
 
 config = context.config
 target_metadata = Base.metadata

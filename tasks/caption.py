@@ -6,8 +6,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from refract.catalog import FEATURES
 from refract.gateway.base import ModelReply
+from refract.jobs.catalog import FEATURES
 from tasks.inputs import stored_image
 from tasks.runner import FeatureContext, run_feature
 

@@ -11,10 +11,10 @@ from typing import Any
 from celery import Task, shared_task
 from sqlalchemy import select
 
-from refract.catalog import FEATURES, FeatureStatus
-from refract.errors import FeatureError
+from refract.core.errors import FeatureError
+from refract.core.models import FeatureRun
 from refract.gateway.base import ModelReply
-from refract.models import FeatureRun
+from refract.jobs.catalog import FEATURES, FeatureStatus
 from tasks.inputs import stored_image
 from tasks.runner import FeatureContext, run_feature
 

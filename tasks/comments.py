@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from refract.catalog import FEATURES
 from refract.gateway.base import ModelReply
+from refract.jobs.catalog import FEATURES
 from tasks.inputs import inline_source, source_material, youtube_video
 from tasks.runner import FeatureContext, run_feature
 

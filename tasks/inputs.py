@@ -11,11 +11,11 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from refract.errors import FeatureError, NotFound
-from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
-from refract.media import load_image, store_image
-from refract.youtube import PERMANENT_CODES, VideoMetadata
-from refract.youtube_links import VideoRef
+from refract.core.errors import FeatureError, NotFound
+from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
+from refract.imaging.storage import read_image, store_image
+from refract.youtube.client import PERMANENT_CODES, VideoMetadata
+from refract.youtube.links import VideoRef
 from tasks.runner import FeatureContext
 
 
@@ -112,7 +112,7 @@ def stored_image(ctx: FeatureContext, artifact_id: str | None, *, what: str) -> 
         raise FeatureError(f"no_{what}", f"the job has no {what} image")
     try:
         with ctx.session() as session:
-            return load_image(session, ctx.services.store, uuid.UUID(artifact_id))
+            return read_image(session, ctx.services.store, uuid.UUID(artifact_id))
     except NotFound as exc:
         raise FeatureError(f"{what}_missing", f"the stored {what} image is gone: {exc}") from exc
 

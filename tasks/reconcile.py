@@ -15,17 +15,17 @@ import structlog
 from celery import current_app, shared_task
 from sqlalchemy import or_, select
 
-from refract.catalog import (
+from refract.core.db import session_scope
+from refract.core.models import Job, utcnow
+from refract.jobs.catalog import (
     FEATURES,
     FINAL_FEATURE_STATUSES,
     RECONCILE_TASK,
     FeatureStatus,
     JobStatus,
 )
-from refract.db import session_scope
-from refract.dispatch import enqueue, record_enqueued
-from refract.models import Job, utcnow
-from tasks.context import get_context
+from refract.jobs.dispatch import enqueue, record_enqueued
+from tasks.services import get_services
 
 log = structlog.get_logger(__name__)
 
@@ -106,10 +106,10 @@ def reconcile_once(
 @shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> dict[str, Any]:
     """Beat's periodic sweep for lost or never-sent work."""
-    settings = get_context().settings
+    settings = get_services().settings
     resent = reconcile_once(
         current_app,
         requeue_after=timedelta(seconds=settings.requeue_after_s),
-        stale_after=timedelta(seconds=settings.task_soft_deadline_s),
+        stale_after=timedelta(seconds=settings.claim_stale_after_s),
     )
     return {"requeued": resent}

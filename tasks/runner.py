@@ -24,17 +24,17 @@ from celery import Task
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from refract.catalog import FEATURES, FINAL_FEATURE_STATUSES, FeatureStatus
-from refract.db import session_scope
-from refract.errors import FeatureError, NotFound, ProblemError
+from refract.core.db import session_scope
+from refract.core.errors import FeatureError, NotFound, ProblemError
+from refract.core.models import FeatureRun, Job, utcnow
+from refract.core.results import ImageResult
 from refract.gateway.base import ModelReply
-from refract.images import sanitize_image
-from refract.jobstate import change_job, feature_event
-from refract.media import store_image
-from refract.models import FeatureRun, Job, utcnow
-from refract.progress import Event
-from refract.results import ImageResult
-from tasks.context import WorkerContext, get_context
+from refract.imaging.storage import store_image
+from refract.imaging.uploads import sanitize_image
+from refract.jobs.catalog import FEATURES, FINAL_FEATURE_STATUSES, FeatureStatus
+from refract.jobs.progress import Event
+from refract.jobs.state import change_job, feature_event
+from tasks.services import WorkerServices, get_services
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ class FeatureContext:
     kind: str
     language: str
     input: dict[str, Any]
-    services: WorkerContext
+    services: WorkerServices
     log: Any = field(repr=False, default=None)
 
     @property
@@ -97,9 +97,9 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 
 def _claim(
-    session: Session, services: WorkerContext, job_id: uuid.UUID, feature: str, task_id: str
+    session: Session, services: WorkerServices, job_id: uuid.UUID, feature: str, task_id: str
 ) -> Job:
-    stale_after = timedelta(seconds=services.settings.task_soft_deadline_s)
+    stale_after = timedelta(seconds=services.settings.claim_stale_after_s)
 
     def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
         run = runs.get(feature)
@@ -146,7 +146,7 @@ def upsert_feature(
 
 def _store_outcome(
     session: Session,
-    services: WorkerContext,
+    services: WorkerServices,
     ctx: FeatureContext,
     reply: ModelReply | None,
     error: FeatureError | None,
@@ -194,7 +194,7 @@ def _store_outcome(
 
 
 def _store_image_result(
-    session: Session, services: WorkerContext, ctx: FeatureContext, reply: ModelReply
+    session: Session, services: WorkerServices, ctx: FeatureContext, reply: ModelReply
 ) -> dict[str, Any]:
     assert reply.image is not None
     try:
@@ -231,7 +231,7 @@ def _store_image_result(
 
 def run_feature(task: Task, job_id: str, feature: str, work: Work) -> dict[str, Any]:
     """Claim, run and record ``feature`` of ``job_id``; returns a small summary dict."""
-    services = get_context()
+    services = get_services()
     task_id = task.request.id or f"local-{uuid.uuid4()}"
     key = uuid.UUID(job_id)
     bound = log.bind(job_id=job_id, feature=feature, task_id=task_id)

@@ -6,10 +6,10 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from refract.catalog import FEATURES
-from refract.errors import FeatureError
+from refract.core.errors import FeatureError
 from refract.gateway.base import ModelReply
-from refract.vision import crop_largest_face
+from refract.imaging.faces import crop_largest_face
+from refract.jobs.catalog import FEATURES
 from tasks.inputs import stored_image
 from tasks.runner import FeatureContext, run_feature
 

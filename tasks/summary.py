@@ -6,9 +6,9 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from refract.catalog import FEATURES
-from refract.errors import FeatureError
+from refract.core.errors import FeatureError
 from refract.gateway.base import ModelReply
+from refract.jobs.catalog import FEATURES
 from tasks.inputs import (
     inline_source,
     metadata_summary,

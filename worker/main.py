@@ -7,6 +7,6 @@ line imports it by name. ``refract worker`` and ``refract beat`` use the factory
 from __future__ import annotations
 
 import worker.signals  # noqa: F401  (connects the signal handlers)
-from worker.app import create_celery_app
+from worker.app import create_worker_app
 
-app = create_celery_app()
+app = create_worker_app()

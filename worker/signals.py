@@ -6,12 +6,12 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from refract.db import dispose_after_fork
-from tasks.context import reset_context
+from refract.core.db import dispose_after_fork
+from tasks.services import reset_services
 
 
 @worker_process_init.connect
 def _after_fork(**_kwargs: Any) -> None:
     # A prefork child must not share the parent's pooled connections or Redis sockets.
     dispose_after_fork()
-    reset_context()
+    reset_services()

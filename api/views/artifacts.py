@@ -12,8 +12,8 @@ from api.openapi import documented
 from api.schemas import Problem
 from api.services import services
 from api.views.jobs import IF_NONE_MATCH
-from refract.errors import NotFound
-from refract.models import Artifact
+from refract.core.errors import NotFound
+from refract.core.models import Artifact
 
 bp = Blueprint("artifacts", __name__, url_prefix="/api/v1")
 

@@ -14,7 +14,7 @@ from api.db import get_db
 from api.openapi import documented
 from api.schemas import Health, NotReadyProblem, Readiness
 from api.services import Services, services
-from refract.errors import ServiceUnavailable
+from refract.core.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 

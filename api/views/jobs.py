@@ -30,10 +30,10 @@ from api.schemas import (
 from api.services import Services, services
 from api.submission import submit
 from api.validation import parse
-from refract.catalog import FINAL_JOB_STATUSES
-from refract.errors import FieldError, NotFound, ValidationFailed
-from refract.jobs import get_job, list_jobs
-from refract.resources import etag_for, job_resource
+from refract.core.errors import FieldError, NotFound, ValidationFailed
+from refract.jobs.catalog import FINAL_JOB_STATUSES
+from refract.jobs.resource import etag_for, job_resource
+from refract.jobs.store import get_job, list_jobs
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 

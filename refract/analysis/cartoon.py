@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from refract.vision import ImageInput, encode_png, to_bgr
+from refract.imaging.pixels import ImageInput, encode_png, to_bgr
 
 TONE_BANDS = 6
 CHROMA_BOOST = 1.4

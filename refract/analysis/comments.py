@@ -25,9 +25,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from refract.analysis import lexicon
 from refract.analysis.textstats import bigrams, fold_inflections, script_of, tokenize
-from refract.errors import FeatureError
-from refract.gateway.base import Comment
-from refract.results import CommentsResult
+from refract.core.errors import FeatureError
+from refract.core.material import Comment
+from refract.core.results import CommentsResult
 
 _THRESHOLD = 0.05
 _WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")

@@ -14,8 +14,9 @@ kept within 1-10.
 
 from __future__ import annotations
 
-from refract.results import CaptionResult, ThumbnailResult
-from refract.vision import FaceBox, ImageStats
+from refract.core.results import CaptionResult, ThumbnailResult
+from refract.imaging.faces import FaceBox
+from refract.imaging.stats import ImageStats
 
 _NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 

@@ -28,9 +28,9 @@ from refract.analysis.textstats import (
     textrank,
     tokenize,
 )
-from refract.errors import FeatureError
-from refract.gateway.base import TranscriptLine, VideoMaterial
-from refract.results import SummaryResult, format_timestamp, parse_timestamp
+from refract.core.errors import FeatureError
+from refract.core.material import TranscriptLine, VideoMaterial
+from refract.core.results import SummaryResult, format_timestamp, parse_timestamp
 
 # Sentence ends: . ! ? and the CJK full stop, full-width ! and ?, then closing quotes.
 _PIECE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]]*$")

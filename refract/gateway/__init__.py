@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
+from refract.core.settings import Settings
 from refract.gateway.base import ModelBackend
-from refract.settings import Settings
 
 
 def build_backend(settings: Settings, redis_client: redis.Redis | None = None) -> ModelBackend:

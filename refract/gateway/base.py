@@ -1,6 +1,6 @@
 """The model gateway's interface: one method per feature, the same for every backend.
 
-A backend returns a :class:`ModelReply` or raises :class:`~refract.errors.FeatureError`
+A backend returns a :class:`ModelReply` or raises :class:`~refract.core.errors.FeatureError`
 (``failed`` or ``blocked``, with a stable code). Tasks never see SDK types.
 """
 
@@ -10,13 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ImageBlob:
-    """Image bytes and their media type."""
-
-    data: bytes
-    mime_type: str
+from refract.core.material import ImageBlob, VideoMaterial
 
 
 @dataclass(frozen=True)
@@ -25,43 +19,6 @@ class Usage:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class TranscriptLine:
-    """One timed line of a transcript."""
-
-    start: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Comment:
-    """One viewer comment."""
-
-    text: str
-    author: str | None = None
-    likes: int = 0
-    published_at: str | None = None
-    replies: int = 0
-
-
-@dataclass(frozen=True)
-class VideoMaterial:
-    """What is known about a video: from an inline ``source`` or fetched from YouTube."""
-
-    title: str = ""
-    description: str = ""
-    url: str | None = None
-    video_id: str | None = None
-    transcript: tuple[TranscriptLine, ...] = ()
-    comments: tuple[Comment, ...] = ()
-    duration_s: float | None = None
-
-    @property
-    def transcript_span_s(self) -> float:
-        """The time of the last transcript line (0 without a transcript)."""
-        return max((line.start for line in self.transcript), default=0.0)
 
 
 @dataclass

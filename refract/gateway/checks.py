@@ -9,7 +9,7 @@ Gemini backend answers by asking once more and then failing the feature with
 
 from __future__ import annotations
 
-from refract.results import CommentsResult, SummaryResult, parse_timestamp
+from refract.core.results import CommentsResult, SummaryResult, parse_timestamp
 
 # Shares may be off by this much (rounding to two decimals, three shares) and be rescaled.
 SHARE_TOLERANCE = 0.03

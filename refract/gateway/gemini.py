@@ -21,8 +21,17 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, ValidationError
 
-from refract.errors import FeatureError, RetryableModelError
-from refract.gateway.base import ImageBlob, ModelBackend, ModelReply, Usage, VideoMaterial
+from refract.core.errors import FeatureError, RetryableModelError
+from refract.core.material import ImageBlob, VideoMaterial
+from refract.core.results import (
+    CaptionResult,
+    CommentsResult,
+    SummaryResult,
+    ThumbnailResult,
+    format_timestamp,
+)
+from refract.core.settings import Settings
+from refract.gateway.base import ModelBackend, ModelReply, Usage
 from refract.gateway.checks import ResultCheckFailed, check_comments, check_summary
 from refract.gateway.gemini_replies import (
     checked_candidate,
@@ -34,16 +43,8 @@ from refract.gateway.gemini_replies import (
     usage_of,
 )
 from refract.gateway.limiter import RateLimiter
+from refract.gateway.prompts import Prompt, load_prompt
 from refract.gateway.retry import RetryPolicy, call_with_retries
-from refract.prompts import Prompt, load_prompt
-from refract.results import (
-    CaptionResult,
-    CommentsResult,
-    SummaryResult,
-    ThumbnailResult,
-    format_timestamp,
-)
-from refract.settings import Settings
 
 try:  # google-genai 3.x talks through httpx2, a fork with its own exception classes.
     import httpx2

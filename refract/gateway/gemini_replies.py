@@ -20,7 +20,7 @@ from typing import Any
 from google.genai import errors, types
 from pydantic import ValidationError
 
-from refract.errors import FeatureError, RetryableModelError
+from refract.core.errors import FeatureError, RetryableModelError
 from refract.gateway.base import Usage
 
 BLOCK_FINISH_REASONS = frozenset(

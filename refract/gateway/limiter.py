@@ -17,7 +17,7 @@ from typing import Protocol
 
 import redis
 
-from refract.errors import RetryableModelError
+from refract.core.errors import RetryableModelError
 
 WINDOW_MS = 60_000
 

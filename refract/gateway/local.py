@@ -13,11 +13,13 @@ from typing import Any
 
 from refract.analysis import comments, picture, summary
 from refract.analysis.cartoon import cartoonize
-from refract.cardart import CARD_SIZE, draw_card
-from refract.errors import FeatureError
-from refract.gateway.base import ImageBlob, ModelBackend, ModelReply, Usage, VideoMaterial
-from refract.settings import Settings
-from refract.vision import ImageDecodeError, ImageStats, image_stats
+from refract.core.errors import FeatureError
+from refract.core.material import ImageBlob, VideoMaterial
+from refract.core.settings import Settings
+from refract.gateway.base import ModelBackend, ModelReply, Usage
+from refract.imaging.cardart import CARD_SIZE, draw_card
+from refract.imaging.pixels import ImageDecodeError
+from refract.imaging.stats import ImageStats, image_stats
 
 SUMMARY_MODEL = "local-extractive-v1"
 COMMENTS_MODEL = "local-vader-v1"

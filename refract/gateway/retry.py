@@ -2,10 +2,10 @@
 
 Neither the SDK nor Celery retries model calls: stacking retry loops multiplies attempts
 and ignores the server's own retry delay. A call raises
-:class:`~refract.errors.RetryableModelError` for a transient failure (429, 5xx, timeout);
+:class:`~refract.core.errors.RetryableModelError` for a transient failure (429, 5xx, timeout);
 :func:`call_with_retries` waits (the server's delay when it gave one, else exponential
 backoff with full jitter) and tries again, and turns the last failure into a
-:class:`~refract.errors.FeatureError` carrying the same stable code.
+:class:`~refract.core.errors.FeatureError` carrying the same stable code.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from refract.errors import FeatureError, RetryableModelError
+from refract.core.errors import FeatureError, RetryableModelError
 
 if TYPE_CHECKING:
-    from refract.settings import Settings
+    from refract.core.settings import Settings
 
 T = TypeVar("T")
 

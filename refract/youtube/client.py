@@ -1,11 +1,11 @@
 """Calls to YouTube's own endpoints: Data API v3, oEmbed, thumbnails, and transcripts.
 
 Every URL is built here from a base URL in settings and a video id that passed
-:class:`~refract.youtube_links.VideoRef`'s check; nothing a client sent is ever fetched.
+:class:`~refract.youtube.links.VideoRef`'s check; nothing a client sent is ever fetched.
 Redirects are not followed (``follow_redirects=False``): a 3xx could lead off YouTube's
 hosts, so it counts as an error (API, oEmbed) or a missing image (thumbnails).
 
-Every failure becomes a :class:`~refract.errors.FeatureError` with a stable code:
+Every failure becomes a :class:`~refract.core.errors.FeatureError` with a stable code:
 
 - ``video_unavailable``: unknown or deleted video (Data API ``items: []`` or
   ``videoNotFound``, oEmbed 404).
@@ -32,11 +32,11 @@ from typing import Any
 
 import httpx
 
-from refract.errors import FeatureError, ProblemError
-from refract.gateway.base import Comment, ImageBlob, TranscriptLine
-from refract.images import sanitize_image
-from refract.settings import Settings
-from refract.youtube_links import VideoRef
+from refract.core.errors import FeatureError, ProblemError
+from refract.core.material import Comment, ImageBlob, TranscriptLine
+from refract.core.settings import Settings
+from refract.imaging.uploads import sanitize_image
+from refract.youtube.links import VideoRef
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from api import create_app
-from refract.db import get_engine
-from refract.models import Base
-from refract.settings import Settings
+from refract.core.db import get_engine
+from refract.core.models import Base
+from refract.core.settings import Settings
 from tests.api.helpers import BROKER_DB, PROGRESS_DB
 from tests.support.services import REDIS_BASE_URL, fresh_postgres_database
 

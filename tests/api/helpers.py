@@ -15,12 +15,12 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import func, select
 
-from refract.catalog import FeatureStatus
-from refract.client import parse_event_stream
-from refract.db import session_scope
-from refract.jobstate import change_job, feature_event, mark_final
-from refract.models import Artifact, FeatureRun, Job
-from refract.progress import Event, ProgressBus
+from launch.client import parse_event_stream
+from refract.core.db import session_scope
+from refract.core.models import Artifact, FeatureRun, Job
+from refract.jobs.catalog import FeatureStatus
+from refract.jobs.progress import Event, ProgressBus
+from refract.jobs.state import change_job, feature_event, mark_final
 
 PROGRESS_DB = 14
 BROKER_DB = 13

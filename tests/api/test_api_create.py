@@ -18,9 +18,9 @@ from PIL import Image
 
 from api import submission
 from api.schemas import JobResource
-from refract.db import session_scope
-from refract.models import Artifact, Job
-from refract.resources import etag_for
+from refract.core.db import session_scope
+from refract.core.models import Artifact, Job
+from refract.jobs.resource import etag_for
 from tests.api.helpers import (
     CANONICAL_URL,
     data_url,

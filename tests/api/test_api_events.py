@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from refract.db import get_engine
-from refract.progress import ProgressBus
+from refract.core.db import get_engine
+from refract.jobs.progress import ProgressBus
 from tests.api.helpers import SseFrame, advance, finish, parse_sse, start, video_body
 from tests.support.services import free_port
 

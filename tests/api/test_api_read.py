@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.schemas import JobList, JobResource
-from refract.catalog import FeatureStatus
-from refract.progress import ProgressBus
-from refract.resources import etag_for
+from refract.jobs.catalog import FeatureStatus
+from refract.jobs.progress import ProgressBus
+from refract.jobs.resource import etag_for
 from tests.api.helpers import advance, finish, inline_source, start, video_body
 
 

@@ -116,9 +116,9 @@ def test_submitting_a_job_imports_no_task_bodies(
     code = f"""
 import sys
 from api import create_app
-from refract.db import get_engine
-from refract.models import Base
-from refract.settings import Settings
+from refract.core.db import get_engine
+from refract.core.models import Base
+from refract.core.settings import Settings
 app = create_app(Settings(
     database_url="sqlite:///{tmp_path}/api.db", media_dir="{tmp_path}/media",
     redis_url="{REDIS_BASE_URL}/{PROGRESS_DB}", broker_url="{REDIS_BASE_URL}/{BROKER_DB}",

@@ -47,7 +47,7 @@ def processes_mentioning(text: str) -> list[str]:
 def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     port = free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "refract.cli", "demo", "--port", str(port)],
+        [sys.executable, "-m", "launch.cli", "demo", "--port", str(port)],
         cwd=tmp_path,
         env=clean_env(),
         capture_output=True,
@@ -57,7 +57,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     first = next(line for line in output.splitlines() if line.startswith("refract: database="))
-    assert "database=sqlite:///var/refract.db" in first and "(embedded)" in first, first
+    assert "database=sqlite:///var/refract.core.db" in first and "(embedded)" in first, first
     assert "model backend=local" in first
     assert "every feature succeeded" in output
     for feature in ("summary", "comments", "thumbnail", "caption", "stylize", "card"):
@@ -74,7 +74,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
     # A rerun in the same place works (the database and media directory already exist).
     again = subprocess.run(
-        [sys.executable, "-m", "refract.cli", "demo"],
+        [sys.executable, "-m", "launch.cli", "demo"],
         cwd=tmp_path,
         env=clean_env(),
         capture_output=True,
@@ -90,7 +90,7 @@ def test_submit_follows_a_photo_on_refract_up(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "refract.cli",
+                "launch.cli",
                 "submit",
                 str(ROOT / "examples" / "astronaut.png"),
                 "--api",
@@ -119,7 +119,7 @@ def test_submit_follows_a_photo_on_refract_up(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "refract.cli",
+                "launch.cli",
                 "submit",
                 str(ROOT / "tests/fixtures/coffee.png"),
                 "--api",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from refract.gateway.base import ImageBlob
+from refract.core.material import ImageBlob
+from refract.core.settings import Settings
 from refract.gateway.gemini import GeminiBackend
-from refract.settings import Settings
 from tests.fakes.gemini import FakeGemini
 from tests.gemini.support import API_KEY, FIXTURES, SleepRecorder
 

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from refract.errors import FeatureError, RetryableModelError
-from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
+from refract.core.errors import FeatureError, RetryableModelError
+from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
+from refract.core.results import CaptionResult, CommentsResult, SummaryResult, ThumbnailResult
+from refract.core.settings import Settings
 from refract.gateway.gemini import GeminiBackend
 from refract.gateway.gemini_replies import retry_delay_s
-from refract.results import CaptionResult, CommentsResult, SummaryResult, ThumbnailResult
-from refract.settings import Settings
 from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply
 from tests.gemini.support import API_KEY, SleepRecorder
 

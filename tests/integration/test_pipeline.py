@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from refract.client import events as read_events
+from launch.client import events as read_events
 from tests.fakes.gemini import FakeGemini, Reply
 from tests.integration.conftest import FIXTURES, feature_rows, wait_for_job
 

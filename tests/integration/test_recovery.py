@@ -12,16 +12,16 @@ import pytest
 from celery import Celery
 from sqlalchemy.engine import Engine
 
-from refract.catalog import JobKind
-from refract.db import build_engine
-from refract.jobs import NewJob, add_job
-from refract.models import Job
-from refract.settings import Settings
+from refract.core.db import build_engine
+from refract.core.models import Job
+from refract.core.settings import Settings
+from refract.jobs.catalog import JobKind
+from refract.jobs.celery_app import create_celery_app
+from refract.jobs.store import NewJob, add_job
 from tests.fakes.gemini import FakeGemini
 from tests.integration.conftest import feature_rows, wait_for_job
 from tests.integration.test_pipeline import make_source
 from tests.support.stack import RefractStack
-from worker.app import create_celery_app
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_card_is_never_left_waiting_when_an_input_task_is_lost(
     from sqlalchemy import select, update
     from sqlalchemy.orm import Session
 
-    from refract.models import FeatureRun, utcnow
+    from refract.core.models import FeatureRun, utcnow
 
     engine = build_engine(database_url)
     with Session(engine) as session:

@@ -35,7 +35,7 @@ class RefractStack:
             [
                 sys.executable,
                 "-m",
-                "refract.cli",
+                "launch.cli",
                 "up",
                 "--port",
                 str(self.port),

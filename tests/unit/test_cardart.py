@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
-from refract import cardart
-from refract.cardart import CARD_SIZE, draw_card, load_font, wrap
+from refract.imaging import cardart
+from refract.imaging.cardart import CARD_SIZE, draw_card, load_font, wrap
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PORTRAIT = (FIXTURES / "astronaut.png").read_bytes()

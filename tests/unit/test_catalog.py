@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refract.catalog import FEATURES, JobKind, features_of, resolve_features
+from refract.jobs.catalog import FEATURES, JobKind, features_of, resolve_features
 
 
 def test_every_kind_has_its_features_in_order() -> None:

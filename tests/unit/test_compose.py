@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from refract.cli import build_parser
-from refract.settings import Settings
+from launch.cli import build_parser
+from refract.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

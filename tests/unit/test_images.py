@@ -17,15 +17,15 @@ import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 from PIL.PngImagePlugin import PngInfo
 
-from refract import images
-from refract.errors import (
+from refract.core.errors import (
     FieldError,
     PayloadTooLarge,
     ProblemError,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from refract.images import NOT_A_DATA_URL, CleanImage, decode_data_url, sanitize_image
+from refract.imaging import uploads as images
+from refract.imaging.uploads import NOT_A_DATA_URL, CleanImage, decode_data_url, sanitize_image
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000

@@ -8,9 +8,9 @@ import pytest
 from celery import Celery
 from celery.canvas import Signature, _chord, group
 
-from refract.dispatch import build_canvas
-from refract.jobstate import aggregate
-from refract.models import FeatureRun
+from refract.core.models import FeatureRun
+from refract.jobs.dispatch import build_canvas
+from refract.jobs.state import aggregate
 
 
 def runs(*statuses: str, progress: float = 0.0) -> list[FeatureRun]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from refract.errors import RetryableModelError
+from refract.core.errors import RetryableModelError
 from refract.gateway.limiter import RedisRateLimiter
 
 REDIS_URL = os.environ.get("REFRACT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

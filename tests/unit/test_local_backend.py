@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from refract.cardart import CARD_SIZE, FONT_PATH
-from refract.errors import FeatureError
-from refract.gateway.base import Comment, ImageBlob, TranscriptLine, Usage, VideoMaterial
-from refract.gateway.local import LocalBackend
-from refract.results import (
+from refract.core.errors import FeatureError
+from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
+from refract.core.results import (
     CaptionResult,
     CommentsResult,
     SummaryResult,
@@ -21,7 +19,10 @@ from refract.results import (
     format_timestamp,
     parse_timestamp,
 )
-from refract.settings import Settings
+from refract.core.settings import Settings
+from refract.gateway.base import Usage
+from refract.gateway.local import LocalBackend
+from refract.imaging.cardart import CARD_SIZE, FONT_PATH
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from refract.catalog import FEATURES
-from refract.prompts import load_prompt, parse_prompt
+from refract.gateway.prompts import load_prompt, parse_prompt
+from refract.jobs.catalog import FEATURES
 
 # The placeholders the Gemini backend fills for each feature's user section.
 PLACEHOLDERS = {

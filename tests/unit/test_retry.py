@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from refract.errors import FeatureError, RetryableModelError
+from refract.core.errors import FeatureError, RetryableModelError
+from refract.core.settings import Settings
 from refract.gateway.retry import RetryPolicy, call_with_retries
-from refract.settings import Settings
 
 
 class Flaky:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refract.youtube_links import (
+from refract.youtube.links import (
     CHANNEL_PAGE,
     MALFORMED_ID,
     NOT_A_VIDEO_LINK,

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 import refract.youtube.client as youtube_client
-from refract.gateway.base import TranscriptLine
-from refract.settings import Settings
-from refract.youtube import YouTubeClient
+from refract.core.material import TranscriptLine
+from refract.core.settings import Settings
+from refract.youtube.client import YouTubeClient
 from tests.fakes.youtube import DEFAULT_KEY, FakeYouTube
 from tests.support.services import fresh_redis_database
 

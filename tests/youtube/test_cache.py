@@ -12,11 +12,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from refract.errors import FeatureError
-from refract.gateway.base import TranscriptLine
-from refract.settings import Settings
-from refract.youtube import YouTubeMaterial
-from refract.youtube.material import quota_day
+from refract.core.errors import FeatureError
+from refract.core.material import TranscriptLine
+from refract.core.settings import Settings
+from refract.youtube.cache import YouTubeMaterial, quota_day
 from tests.fakes.youtube import FakeYouTube, make_comments
 from tests.support.services import REDIS_BASE_URL, free_port
 from tests.youtube.conftest import REDIS_DB, VIDEO, TranscriptCalls

@@ -9,10 +9,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from refract.errors import FeatureError
-from refract.gateway.base import Comment, TranscriptLine
-from refract.settings import Settings
-from refract.youtube import YouTubeClient, YouTubeMaterial, fetch_transcript, parse_iso_duration
+from refract.core.errors import FeatureError
+from refract.core.material import Comment, TranscriptLine
+from refract.core.settings import Settings
+from refract.youtube.cache import YouTubeMaterial
+from refract.youtube.client import YouTubeClient, fetch_transcript, parse_iso_duration
 from tests.fakes.youtube import DEFAULT_KEY, FakeComment, FakeYouTube, make_comments
 from tests.support.services import free_port
 from tests.youtube.conftest import OTHER, VIDEO, TranscriptCalls

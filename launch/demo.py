@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from refract.client import follow, print_results, save_images, submit
-from refract.settings import Settings
-from refract.stack import LocalStack
+from launch.client import follow, print_results, save_images, submit
+from launch.stack import LocalStack
+from refract.core.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_PROMPT = "a retro space-mission trading card, bold colours, stars in the background"

@@ -1,57 +1,22 @@
-"""Image helpers shared by both backends: face detection, face cropping, image statistics.
+"""Measuring an image without a model: light, colour, faces, text-like regions, sharpness.
 
-Faces come from OpenCV's frontal-face Haar cascade (bundled with opencv-python-headless 4.x;
-OpenCV 5 dropped the cascades), each confirmed by the ``alt2`` frontal cascade. On the test
-photos this gives exactly one face in astronaut.png (about x=177 y=66 w=95 h=95) and none
-in coffee.png or chelsea.png. A ``CascadeClassifier`` is not documented as thread-safe and
-workers run tasks in a thread pool, so every thread gets its own classifier instances.
+The local backend describes thumbnails and photos from these numbers; they are measured on
+a copy of at most 640 pixels a side, so they do not depend on the upload's resolution.
 """
 
 from __future__ import annotations
 
-import io
-import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from refract.gateway.base import ImageBlob
+from refract.imaging.faces import FaceBox, detect_on_bgr, is_smiling
+from refract.imaging.pixels import ImageInput, load_rgb, shrink
 
-ImageInput = bytes | Image.Image
-
-# Detection runs on a copy no larger than this: visitor photos can be 12 MP, the cascade
-# gains nothing from that and slows down quadratically.
-_DETECT_MAX_SIDE = 1280
 # The statistics are resolution-independent: they are measured on a copy of this size.
 _STATS_MAX_SIDE = 640
-
-_local = threading.local()
-
-
-class ImageDecodeError(ValueError):
-    """The bytes are not an image Pillow can read."""
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """A detected face, in pixels of the original image."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def area(self) -> int:
-        """The box's area in pixels."""
-        return self.w * self.h
-
-    @property
-    def center(self) -> tuple[float, float]:
-        """The box's centre ``(x, y)``."""
-        return self.x + self.w / 2, self.y + self.h / 2
 
 
 @dataclass(frozen=True)
@@ -88,120 +53,6 @@ class ImageStats:
     sharpness: float
     sky_share: float
     green_share: float
-
-
-def load_image(image: ImageInput) -> Image.Image:
-    """An RGB Pillow image from bytes or an image, with the EXIF orientation applied."""
-    if isinstance(image, Image.Image):
-        pil = image
-    else:
-        try:
-            pil = Image.open(io.BytesIO(image))
-            pil.load()
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise ImageDecodeError(f"not a readable image: {exc}") from exc
-    pil = ImageOps.exif_transpose(pil)
-    return pil.convert("RGB")
-
-
-def to_bgr(image: ImageInput) -> np.ndarray:
-    """The image as an OpenCV BGR array."""
-    return cv2.cvtColor(np.asarray(load_image(image)), cv2.COLOR_RGB2BGR)
-
-
-def encode_png(bgr: np.ndarray) -> bytes:
-    """PNG bytes of an OpenCV BGR array."""
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def _classifier(name: str) -> cv2.CascadeClassifier:
-    cache: dict[str, cv2.CascadeClassifier] | None = getattr(_local, "cascades", None)
-    if cache is None:
-        cache = _local.cascades = {}
-    if name not in cache:
-        clf = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
-        if clf.empty():
-            raise RuntimeError(f"OpenCV cascade {name} is missing (opencv-python-headless<5)")
-        cache[name] = clf
-    return cache[name]
-
-
-def _shrink(gray: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    height, width = gray.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return gray, scale
-
-
-def _detect_on_bgr(bgr: np.ndarray) -> list[FaceBox]:
-    gray, scale = _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), _DETECT_MAX_SIDE)
-    # Faces smaller than ~5% of the short side are too small to restyle or describe.
-    min_side = max(24, round(0.05 * min(gray.shape[:2])))
-    found = _classifier("haarcascade_frontalface_default.xml").detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
-    )
-    boxes = [
-        FaceBox(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
-        for (x, y, w, h) in found
-        if _confirmed(gray, int(x), int(y), int(w), int(h))
-    ]
-    return sorted(boxes, key=lambda b: (-b.area, b.x, b.y))
-
-
-def _confirmed(gray: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
-    # A second, differently trained cascade must also see a face there: the default one
-    # alone fires on some textures (fabric folds, upscaled noise).
-    pad = w // 4
-    roi = gray[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad]
-    found = _classifier("haarcascade_frontalface_alt2.xml").detectMultiScale(
-        roi, scaleFactor=1.1, minNeighbors=3, minSize=(w * 2 // 3, h * 2 // 3)
-    )
-    return len(found) > 0
-
-
-def detect_faces(image: ImageInput) -> list[FaceBox]:
-    """Frontal faces in the image, largest first (empty when there are none)."""
-    return _detect_on_bgr(to_bgr(image))
-
-
-def _is_smiling(gray: np.ndarray, face: FaceBox) -> bool:
-    # The smile cascade is noisy, so it only looks at the lower half of a found face and
-    # needs many neighbours to agree.
-    roi = gray[face.y + face.h // 2 : face.y + face.h, face.x : face.x + face.w]
-    if roi.size == 0:
-        return False
-    scale = min(1.0, 200 / max(1, face.w))
-    if scale < 1.0:
-        roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    width = roi.shape[1]
-    found = _classifier("haarcascade_smile.xml").detectMultiScale(
-        roi, scaleFactor=1.1, minNeighbors=20, minSize=(max(8, width // 4), max(4, width // 10))
-    )
-    return len(found) > 0
-
-
-def crop_largest_face(image_bytes: bytes, *, margin: float = 0.6) -> ImageBlob | None:
-    """The largest face as a square PNG, grown by ``margin`` x face size on each side.
-
-    The square is shrunk to fit and shifted inside the image when it would cross an edge.
-    ``None`` when no face is found.
-    """
-    bgr = to_bgr(image_bytes)
-    faces = _detect_on_bgr(bgr)
-    if not faces:
-        return None
-    face = faces[0]
-    height, width = bgr.shape[:2]
-    side = min(round(max(face.w, face.h) * (1 + 2 * margin)), width, height)
-    cx, cy = face.center
-    x0 = int(min(max(round(cx - side / 2), 0), width - side))
-    y0 = int(min(max(round(cy - side / 2), 0), height - side))
-    return ImageBlob(encode_png(bgr[y0 : y0 + side, x0 : x0 + side]), "image/png")
 
 
 def color_name(r: int, g: int, b: int) -> str:
@@ -294,7 +145,7 @@ def count_text_regions(gray: np.ndarray) -> int:
     least three strokes of even width, is at least 1.5x wider than tall, is partly (12-70%)
     inked and does not touch the border (overlay text has margins; photo edges fool MSER).
     """
-    gray, _ = _shrink(gray, _STATS_MAX_SIDE)
+    gray, _ = shrink(gray, _STATS_MAX_SIDE)
     height, width = gray.shape
     if min(height, width) < 16:
         return 0
@@ -347,11 +198,11 @@ def _outdoor_cues(hsv: np.ndarray) -> tuple[float, float]:
 
 def image_stats(image: ImageInput) -> ImageStats:
     """Brightness, contrast, colours, faces, text-like regions and sharpness of an image."""
-    rgb = load_image(image)
+    rgb = load_rgb(image)
     bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
-    faces = _detect_on_bgr(bgr)
+    faces = detect_on_bgr(bgr)
     full_gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    smiles = [_is_smiling(full_gray, face) for face in faces]
+    smiles = [is_smiling(full_gray, face) for face in faces]
     small_bgr = bgr
     scale = min(1.0, _STATS_MAX_SIDE / max(bgr.shape[:2]))
     if scale < 1.0:

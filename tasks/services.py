@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 import redis
 
-from refract.db import init_engine
+from refract.core.db import init_engine
+from refract.core.settings import Settings, load_settings
 from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
-from refract.media import MediaStore
-from refract.progress import ProgressBus, redis_from_url
-from refract.settings import Settings, load_settings
-from refract.youtube import YouTubeMaterial
+from refract.imaging.storage import MediaStore
+from refract.jobs.progress import ProgressBus, redis_from_url
+from refract.youtube.cache import YouTubeMaterial
 
 
 @dataclass
-class WorkerContext:
+class WorkerServices:
     """Process-wide services shared by every task in this worker."""
 
     settings: Settings
@@ -33,14 +33,14 @@ class WorkerContext:
 
 
 _lock = threading.Lock()
-_context: WorkerContext | None = None
+_services: WorkerServices | None = None
 
 
-def build_context(settings: Settings) -> WorkerContext:
+def build_services(settings: Settings) -> WorkerServices:
     """Connect to the database and Redis and build the model backend."""
     init_engine(settings)
     client = redis_from_url(settings.effective_redis_url)
-    return WorkerContext(
+    return WorkerServices(
         settings=settings,
         redis=client,
         bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
@@ -50,21 +50,21 @@ def build_context(settings: Settings) -> WorkerContext:
     )
 
 
-def get_context() -> WorkerContext:
-    """This process's context, built from the app's (or the environment's) settings."""
-    global _context
-    if _context is None:
+def get_services() -> WorkerServices:
+    """This process's services, built from the app's (or the environment's) settings."""
+    global _services
+    if _services is None:
         with _lock:
-            if _context is None:
+            if _services is None:
                 from celery import current_app
 
                 settings = getattr(current_app.conf, "refract_settings", None) or load_settings()
-                _context = build_context(settings)
-    return _context
+                _services = build_services(settings)
+    return _services
 
 
-def reset_context() -> None:
-    """Forget the context (after a fork, so the child builds its own connections)."""
-    global _context
+def reset_services() -> None:
+    """Forget the services (after a fork, so the child builds its own connections)."""
+    global _services
     with _lock:
-        _context = None
+        _services = None

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from refract.catalog import ALL_QUEUES
-from refract.embedded import EmbeddedRedis
-from refract.settings import Settings
+from launch.embedded import EmbeddedRedis
+from refract.core.settings import Settings
+from refract.jobs.catalog import ALL_QUEUES
 
 
 def redact(url: str) -> str:
@@ -67,7 +67,7 @@ class LocalStack:
 
     def start(self) -> None:
         """Start Redis if embedded, migrate the schema, then start the children."""
-        from refract.migrate import upgrade
+        from launch.migrate import upgrade
 
         self.env = dict(os.environ)
         if self.settings.redis_url is None:
@@ -75,7 +75,7 @@ class LocalStack:
             self.env["REFRACT_REDIS_URL"] = self.redis.url
         print(self.describe(), flush=True)
         upgrade(self.settings.database_url)
-        base = [sys.executable, "-m", "refract.cli"]
+        base = [sys.executable, "-m", "launch.cli"]
         worker = [*base, "worker", "--queues", self.queues]
         if self.concurrency:
             worker += ["--concurrency", str(self.concurrency)]
@@ -98,7 +98,7 @@ class LocalStack:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until the API says ready and a worker answers a ping."""
-        from worker.app import create_celery_app
+        from refract.jobs.celery_app import create_celery_app
 
         deadline = time.monotonic() + timeout_s
         api_ready = False

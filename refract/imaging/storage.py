@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from refract.errors import NotFound
-from refract.gateway.base import ImageBlob
-from refract.models import Artifact
+from refract.core.errors import NotFound
+from refract.core.material import ImageBlob
+from refract.core.models import Artifact
 
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
@@ -90,7 +90,7 @@ def store_image(
     return artifact
 
 
-def load_image(session: Session, store: MediaStore, artifact_id: uuid.UUID) -> ImageBlob:
+def read_image(session: Session, store: MediaStore, artifact_id: uuid.UUID) -> ImageBlob:
     """The bytes and type of an artifact; ``NotFound`` if the row or file is missing."""
     artifact = session.get(Artifact, artifact_id)
     if artifact is None:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refract.catalog import ALL_QUEUES
-from refract.logs import configure_logging
-from refract.settings import Settings, load_settings
-from refract.stack import redact
+from launch.stack import redact
+from refract.core.logs import configure_logging
+from refract.core.settings import Settings, load_settings
+from refract.jobs.catalog import ALL_QUEUES
 
 
 def _settings() -> Settings:
@@ -30,7 +30,7 @@ def _settings() -> Settings:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database schema to the newest revision."""
-    from refract.migrate import upgrade
+    from launch.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
@@ -67,10 +67,10 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker (threads pool) on the given queues."""
     import worker.signals  # noqa: F401  (per-process set-up after a fork)
-    from worker.app import create_celery_app
+    from worker.app import create_worker_app
 
     settings = _settings()
-    app = create_celery_app(settings)
+    app = create_worker_app(settings)
     argv = [
         "worker",
         "--queues",
@@ -92,10 +92,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat, which schedules the reconciler."""
-    from worker.app import create_celery_app
+    from worker.app import create_worker_app
 
     settings = _settings()
-    app = create_celery_app(settings)
+    app = create_worker_app(settings)
     schedule = os.path.join(args.state_dir, "celerybeat-schedule")
     os.makedirs(args.state_dir, exist_ok=True)
     app.start(["beat", "--loglevel", settings.log_level, "--schedule", schedule])
@@ -104,7 +104,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Migrate, then run the API, a worker and beat until Ctrl-C; stop them cleanly."""
-    from refract.stack import LocalStack
+    from launch.stack import LocalStack
 
     stack = LocalStack(
         _settings(),
@@ -126,7 +126,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job to a running API, follow it live, print and save its results."""
     import httpx
 
-    from refract.client import ClientError, follow, print_results, save_images, submit
+    from launch.client import ClientError, follow, print_results, save_images, submit
 
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     with httpx.Client(base_url=args.api, timeout=30) as http:
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the samples through a freshly started embedded stack and print everything."""
-    from refract.demo import run_demo
+    from launch.demo import run_demo
 
     return run_demo(
         _settings(), port=args.port, out_dir=Path(args.out), state_dir=Path(args.state_dir)

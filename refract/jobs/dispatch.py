@@ -16,8 +16,8 @@ from celery.canvas import Signature
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from refract.catalog import FEATURES
-from refract.models import Job, utcnow
+from refract.core.models import Job, utcnow
+from refract.jobs.catalog import FEATURES
 
 
 def signature_for(app: Celery, job_id: uuid.UUID, feature: str) -> Signature:

@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from refract.cardart import FONT_PATH
-from refract.vision import (
-    FaceBox,
-    ImageDecodeError,
-    color_name,
-    crop_largest_face,
-    detect_faces,
-    image_stats,
-)
+from refract.imaging.cardart import FONT_PATH
+from refract.imaging.faces import FaceBox, crop_largest_face, detect_faces
+from refract.imaging.pixels import ImageDecodeError
+from refract.imaging.stats import color_name, image_stats
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

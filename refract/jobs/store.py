@@ -1,7 +1,7 @@
 """Creating, finding and listing jobs. Functions here never commit: callers own sessions.
 
 Submitting a job (create, commit, then enqueue) is orchestrated by the API in
-``api/submission.py``; the reconciler re-enqueues through :mod:`refract.dispatch`.
+``api/submission.py``; the reconciler re-enqueues through :mod:`refract.jobs.dispatch`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from refract.catalog import FEATURES, FeatureStatus, JobKind
-from refract.errors import Conflict, NotFound, ValidationFailed
-from refract.jobstate import job_event
-from refract.models import FeatureRun, Job, utcnow
-from refract.progress import Event
+from refract.core.errors import Conflict, NotFound, ValidationFailed
+from refract.core.models import FeatureRun, Job, utcnow
+from refract.jobs.catalog import FEATURES, FeatureStatus, JobKind
+from refract.jobs.progress import Event
+from refract.jobs.state import job_event
 
 
 @dataclass(frozen=True)

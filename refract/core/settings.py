@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_DATABASE_URL = "sqlite:///var/refract.db"
+EMBEDDED_DATABASE_URL = "sqlite:///var/refract.core.db"
 
 
 class Settings(BaseSettings):
@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     # Must stay above the longest task (retries included): Redis redelivers after it.
     visibility_timeout_s: int = Field(default=3600, ge=60)
-    task_soft_deadline_s: int = Field(default=900, ge=30)
+    # A feature `running` in a task whose claim is older than this is taken to be lost
+    # (its worker died) and may be claimed again by another copy of the task.
+    claim_stale_after_s: int = Field(default=900, ge=30)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     # A job or feature still `queued` this long after it was enqueued is enqueued again.
     requeue_after_s: float = Field(default=120.0, gt=0)
@@ -88,10 +90,10 @@ class Settings(BaseSettings):
     def _check_backend(self) -> Settings:
         if self.model_backend == "gemini" and self.gemini_api_key is None:
             raise ValueError("REFRACT_MODEL_BACKEND=gemini needs GEMINI_API_KEY or GOOGLE_API_KEY")
-        if self.visibility_timeout_s <= self.task_soft_deadline_s:
+        if self.visibility_timeout_s <= self.claim_stale_after_s:
             # Redis would hand a still-running task to a second worker.
             raise ValueError(
-                "REFRACT_VISIBILITY_TIMEOUT_S must be above REFRACT_TASK_SOFT_DEADLINE_S"
+                "REFRACT_VISIBILITY_TIMEOUT_S must be above REFRACT_CLAIM_STALE_AFTER_S"
             )
         return self
 

@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from refract.settings import Settings
+from refract.core.settings import Settings
 
 
 def configure_logging(settings: Settings) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from refract.errors import (
+from refract.core.errors import (
     FieldError,
     PayloadTooLarge,
     ProblemError,

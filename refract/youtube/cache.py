@@ -32,9 +32,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import redis
 
-from refract.errors import FeatureError
-from refract.gateway.base import Comment, ImageBlob, TranscriptLine, VideoMaterial
-from refract.settings import Settings
+from refract.core.errors import FeatureError
+from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
+from refract.core.settings import Settings
 from refract.youtube.client import (
     PERMANENT_CODES,
     CommentsFetch,
@@ -43,7 +43,7 @@ from refract.youtube.client import (
     YouTubeClient,
     fetch_transcript,
 )
-from refract.youtube_links import VideoRef
+from refract.youtube.links import VideoRef
 
 log = logging.getLogger(__name__)
 

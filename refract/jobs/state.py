@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from refract.catalog import FINAL_FEATURE_STATUSES, FeatureStatus, JobStatus
-from refract.errors import NotFound
-from refract.models import FeatureRun, Job, utcnow
-from refract.progress import Event, ProgressBus
-from refract.resources import job_resource
+from refract.core.errors import NotFound
+from refract.core.models import FeatureRun, Job, utcnow
+from refract.jobs.catalog import FINAL_FEATURE_STATUSES, FeatureStatus, JobStatus
+from refract.jobs.progress import Event, ProgressBus
+from refract.jobs.resource import job_resource
 
 
 def aggregate(runs: Sequence[FeatureRun]) -> tuple[JobStatus, float]:

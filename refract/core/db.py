@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from refract.settings import Settings
+from refract.core.settings import Settings
 
 _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from refract.models import FeatureRun, Job
+from refract.core.models import FeatureRun, Job
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,0 +1,46 @@
+"""The Celery configuration that producers and workers share: broker, routes, messages.
+
+The API only sends tasks by name (:mod:`refract.jobs.dispatch`) and never imports task
+bodies, so it builds its Celery app here; ``worker/app.py`` adds what only a worker needs
+(the pool, the task modules, beat's schedule) on top of the same configuration.
+
+Redis is the broker (unless ``REFRACT_BROKER_URL`` says otherwise) and always the result
+backend, so that chords join in Redis. Tasks are routed to the ``text``, ``image`` and
+``maintenance`` queues by name pattern.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from refract.core.settings import Settings
+from refract.jobs.catalog import ALL_QUEUES, TEXT_QUEUE
+
+
+def create_celery_app(settings: Settings, *, set_as_current: bool = False) -> Celery:
+    """A Celery app that can send Refract's tasks (and, configured further, run them)."""
+    app = Celery("refract", set_as_current=set_as_current)
+    transport = {
+        # Redis redelivers an unacknowledged message after this; it must stay above the
+        # longest task, or a slow model call would run twice.
+        "visibility_timeout": settings.visibility_timeout_s,
+        # A broker that does not answer must fail a publish fast (the API then leaves
+        # the job to the reconciler) instead of holding the request.
+        "socket_connect_timeout": 5,
+    }
+    app.conf.update(
+        broker_url=settings.effective_broker_url,
+        result_backend=settings.effective_redis_url,
+        broker_transport_options=transport,
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=TEXT_QUEUE,
+        task_routes={f"refract.{queue}.*": {"queue": queue} for queue in ALL_QUEUES},
+        result_expires=24 * 3600,
+        task_send_sent_event=True,
+    )
+    app.conf.refract_settings = settings
+    return app
