@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     # Imported here so that importing ``api`` stays cheap and free of side effects.
-    from api import openapi
+    from api.openapi import views as openapi
     from api.views import artifacts, health, jobs
 
     for blueprint in (jobs.bp, artifacts.bp, health.bp, openapi.bp):

@@ -36,21 +36,6 @@ RECONNECT_MS = 2000
 # Upper bound of one job's stream (it is trimmed to ``event_stream_maxlen``).
 _READ_ALL = 100_000
 
-EVENTS_DESCRIPTION = """\
-A `text/event-stream` of the job's progress. Each event is
-
-    id: <event id>
-    event: feature | job
-    data: <JSON: FeatureEventData or JobEventData>
-
-Events are replayed from the job's beginning, or after `Last-Event-ID` (the header
-EventSource sends when it reconnects, or the `last_event_id` query parameter), then
-followed live, with `: keep-alive` comments while nothing happens. The stream ends after
-the `job` event whose `final` is true; a long stream is also closed after a while, and
-the client resumes with `Last-Event-ID`. A client reconnecting after it has seen the
-final event gets `204 No Content`.
-"""
-
 
 def stream_id(value: str) -> tuple[int, int]:
     """A stream id as a comparable pair; ``"0"`` is ``(0, 0)``."""

@@ -22,7 +22,7 @@ from refract.core.errors import BadRequest, FieldError, UnsupportedMediaType, Va
 from refract.core.settings import Settings
 from refract.imaging.uploads import CleanImage, decode_data_url, sanitize_image
 from refract.jobs.catalog import JobKind, resolve_features
-from refract.jobs.store import request_fingerprint
+from refract.jobs.store import NewJob, request_fingerprint
 from refract.youtube.links import parse_video_url
 
 JSON_TYPE = "application/json"
@@ -42,13 +42,9 @@ class ApiRequest(Request):
 
 @dataclass(frozen=True)
 class Submission:
-    """A checked job request: what to create, and the images to store with it."""
+    """A checked job request: the job to create, and the images to store with it."""
 
-    kind: JobKind
-    features: list[str]
-    language: str
-    input: dict[str, Any]
-    fingerprint: str
+    job: NewJob
     # role -> image; stored as artifacts of the job, in the job's transaction.
     images: dict[str, CleanImage] = field(default_factory=dict)
 
@@ -133,14 +129,14 @@ def _video_submission(payload: dict[str, Any], settings: Settings) -> Submission
                 max_pixels=settings.max_image_pixels,
             )
         job_input = {"source": request.source.model_dump(mode="json", exclude={"thumbnail"})}
-    return Submission(
+    job = NewJob(
         kind=JobKind.VIDEO,
         features=resolve_features(JobKind.VIDEO, request.features),
         language=request.language,
         input=job_input,
-        fingerprint=request_fingerprint(request.model_dump(mode="json")),
-        images=images,
+        request_hash=request_fingerprint(request.model_dump(mode="json")),
     )
+    return Submission(job, images)
 
 
 def read_form(request: Request) -> tuple[dict[str, list[str]], dict[str, list[FileStorage]]]:
@@ -183,14 +179,14 @@ def _photocard_submission(request: Request, settings: Settings) -> Submission:
             "photo_sha256": hashlib.sha256(card.photo).hexdigest(),
         }
     )
-    return Submission(
+    job = NewJob(
         kind=JobKind.PHOTOCARD,
         features=resolve_features(JobKind.PHOTOCARD, card.features),
         language=card.language,
         input={"prompt": card.prompt},
-        fingerprint=fingerprint,
-        images={"photo": image},
+        request_hash=fingerprint,
     )
+    return Submission(job, {"photo": image})
 
 
 def _photo_bytes(

@@ -9,7 +9,6 @@ server build gigantic objects.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -22,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from refract.jobs.catalog import JobKind, JobStatus, resolve_features
+from refract.jobs.resource import FeatureError, JobResource
 from refract.youtube.links import InvalidVideoLink, parse_video_url
 
 # A short BCP 47-like tag: "en", "ko", "pt-BR", "zh-Hant-TW".
@@ -245,84 +245,6 @@ class EventsQuery(_Query):
 
 
 # --- responses ---------------------------------------------------------------------------
-
-
-class FeatureError(BaseModel):
-    """Why a feature ended without a result; `code` is stable."""
-
-    code: str = Field(examples=["safety_block"])
-    message: str
-
-
-class Usage(BaseModel):
-    """Model tokens a feature used."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-class FeatureResource(BaseModel):
-    """One feature of a job."""
-
-    status: str = Field(
-        description="waiting, queued, running, succeeded, failed, blocked, skipped or canceled"
-    )
-    progress: float = Field(ge=0, le=1)
-    attempts: int = Field(ge=0)
-    result: dict[str, Any] | None = Field(
-        default=None,
-        description="The feature's result; `stylize` and `card` carry an `image_url`.",
-    )
-    error: FeatureError | None = None
-    backend: str | None = None
-    model: str | None = None
-    prompt_version: str | None = None
-    usage: Usage | None = None
-    queued_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
-class VideoInputSummary(BaseModel):
-    """What a video job works on."""
-
-    url: str | None = None
-    video_id: str | None = None
-    title: str | None = None
-    inline_source: bool = False
-
-
-class PhotoCardInputSummary(BaseModel):
-    """What a photo card job works on."""
-
-    prompt: str = ""
-    photo_url: str | None = None
-
-
-class JobLinks(BaseModel):
-    """Related URLs."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    self_: str = Field(alias="self")
-    events: str
-
-
-class JobResource(BaseModel):
-    """A job and each of its features (see API.md)."""
-
-    id: str = Field(description="The job id (a UUID).")
-    kind: JobKind
-    status: JobStatus
-    progress: float = Field(ge=0, le=1)
-    language: str
-    input: VideoInputSummary | PhotoCardInputSummary
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
-    features: dict[str, FeatureResource]
-    links: JobLinks
-    version: int = Field(description="Increases on every change; the ETag is derived from it.")
 
 
 class JobList(BaseModel):

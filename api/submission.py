@@ -24,7 +24,7 @@ from refract.imaging.storage import MediaStore, store_image
 from refract.jobs.catalog import JobKind
 from refract.jobs.dispatch import enqueue, record_enqueued
 from refract.jobs.resource import job_resource
-from refract.jobs.store import NewJob, add_job, creation_events, find_by_idempotency_key
+from refract.jobs.store import add_job, creation_events, find_by_idempotency_key
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +42,7 @@ def submit(
 ) -> Outcome:
     """Create the job of ``submission`` (or return the one ``key`` already created)."""
     if key is not None:
-        existing = find_by_idempotency_key(session, key, submission.fingerprint)
+        existing = find_by_idempotency_key(session, key, submission.job.request_hash)
         if existing is not None:
             return Outcome(existing, created=False)
     try:
@@ -51,14 +51,14 @@ def submit(
         # Another request with the same Idempotency-Key committed first.
         if key is None:
             raise
-        existing = find_by_idempotency_key(session, key, submission.fingerprint)
+        existing = find_by_idempotency_key(session, key, submission.job.request_hash)
         if existing is None:
             raise Conflict("a request with this Idempotency-Key is in progress") from None
         return Outcome(existing, created=False)
     bound = log.bind(job_id=str(job.id), kind=job.kind)
-    bound.info("job_created", features=submission.features)
+    bound.info("job_created", features=submission.job.features)
     services.bus.publish(str(job.id), job.version, job_resource(job), creation_events(job))
-    _enqueue(session, services, job, submission.features, bound)
+    _enqueue(session, services, job, submission.job.features, bound)
     return Outcome(job, created=True)
 
 
@@ -66,17 +66,7 @@ def _create(session: Session, store: MediaStore, submission: Submission, key: st
     """Add and commit the job and its images; on any failure nothing is left behind."""
     written: list[str] = []
     try:
-        job = add_job(
-            session,
-            NewJob(
-                kind=submission.kind,
-                features=submission.features,
-                language=submission.language,
-                input=submission.input,
-                idempotency_key=key,
-                request_hash=submission.fingerprint,
-            ),
-        )
+        job = add_job(session, submission.job, idempotency_key=key)
         artifacts: dict[str, Artifact] = {}
         for role, image in submission.images.items():
             artifact = store_image(
@@ -104,11 +94,9 @@ def _create(session: Session, store: MediaStore, submission: Submission, key: st
 
 def _complete_input(submission: Submission, artifacts: dict[str, Artifact]) -> dict[str, Any]:
     """The job's input, pointing at its stored images by artifact id."""
-    data = dict(submission.input)
-    if submission.kind == JobKind.PHOTOCARD:
-        photo_id = str(artifacts["photo"].id)
-        data["photo_artifact_id"] = photo_id
-        data["photo_url"] = f"/api/v1/artifacts/{photo_id}"
+    data = dict(submission.job.input)
+    if submission.job.kind == JobKind.PHOTOCARD:
+        data["photo_artifact_id"] = str(artifacts["photo"].id)
     elif "thumbnail" in artifacts:
         data["source"] = {**data["source"], "thumbnail_artifact_id": str(artifacts["thumbnail"].id)}
     return data

@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 
 from launch.client import load_source
+from refract.jobs.catalog import FINAL_JOB_STATUSES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-FINAL = {"succeeded", "partial", "failed", "canceled"}
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_one(api: str, kind: str, deadline: float) -> Sample:
             return Sample(kind, submitted, submitted, f"http {response.status_code}")
         job = response.json()
         etag = response.headers.get("etag", "")
-        while job["status"] not in FINAL and time.monotonic() < deadline:
+        while job["status"] not in FINAL_JOB_STATUSES and time.monotonic() < deadline:
             time.sleep(float(response.headers.get("retry-after", "1")) / 4)
             response = http.get(f"/api/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
             if response.status_code == 200:

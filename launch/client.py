@@ -17,7 +17,8 @@ from typing import Any, TextIO
 
 import httpx
 
-FINAL_JOB = {"succeeded", "partial", "failed", "canceled"}
+from refract.jobs.catalog import FINAL_JOB_STATUSES
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
@@ -195,7 +196,7 @@ def follow(
             elif name == "job" and data.get("final"):
                 finished = True
         current = http.get(f"/api/v1/jobs/{job['id']}").json()
-        if finished or current["status"] in FINAL_JOB:
+        if finished or current["status"] in FINAL_JOB_STATUSES:
             return dict(current)
     return dict(http.get(f"/api/v1/jobs/{job['id']}").json())
 

@@ -8,24 +8,20 @@ because every task is idempotent, an extra copy of a message is harmless.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from celery import current_app, shared_task
 from sqlalchemy import or_, select
 
-from refract.core.db import session_scope
 from refract.core.models import Job, utcnow
-from refract.jobs.catalog import (
-    FEATURES,
-    FINAL_FEATURE_STATUSES,
-    RECONCILE_TASK,
-    FeatureStatus,
-    JobStatus,
-)
+from refract.jobs.catalog import RECONCILE_TASK, FeatureStatus, JobStatus
 from refract.jobs.dispatch import enqueue, record_enqueued
-from tasks.services import get_services
+from refract.jobs.readiness import claim_is_stale, inputs_final, inputs_queued
+from tasks.services import WorkerServices, get_services
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +29,8 @@ log = structlog.get_logger(__name__)
 UNSENT_GRACE = timedelta(seconds=10)
 MAX_BACKOFF_FACTOR = 16
 
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+# Sends a job's features to the broker (raises when it cannot).
+Send = Callable[[uuid.UUID, list[str]], None]
 
 
 def pending_features(job: Job, now: datetime, stale_after: timedelta) -> list[str]:
@@ -46,35 +41,35 @@ def pending_features(job: Job, now: datetime, stale_after: timedelta) -> list[st
         if run.status == FeatureStatus.QUEUED.value:
             pending.append(name)
         elif run.status == FeatureStatus.WAITING.value:
-            inputs = [runs[dep] for dep in FEATURES[name].needs if dep in runs]
-            if all(dep.status in FINAL_FEATURE_STATUSES for dep in inputs):
+            # Ready to run, or its inputs are being resent: resending the inputs alone
+            # would lose the chord, so it goes with them.
+            if inputs_final(name, runs) or inputs_queued(name, runs):
                 pending.append(name)
-            elif any(dep.status == FeatureStatus.QUEUED.value for dep in inputs):
-                # Resending the inputs alone would lose the chord: send them together.
-                pending.append(name)
-        elif run.status == FeatureStatus.RUNNING.value:
-            started = _utc(run.started_at)
-            if started is not None and now - started > stale_after:
-                pending.append(name)
+        elif claim_is_stale(run, now, stale_after):
+            pending.append(name)
     return pending
 
 
 def is_due(job: Job, now: datetime, requeue_after: timedelta) -> bool:
     """Whether ``job`` has waited long enough since it was last sent (with backoff)."""
-    sent = _utc(job.enqueued_at)
-    if sent is None:
-        return now - (_utc(job.created_at) or now) > UNSENT_GRACE
+    if job.enqueued_at is None:
+        return now - job.created_at > UNSENT_GRACE
     factor = min(2 ** max(job.enqueue_count - 1, 0), MAX_BACKOFF_FACTOR)
-    return now - sent > requeue_after * factor
+    return now - job.enqueued_at > requeue_after * factor
 
 
 def reconcile_once(
-    app: Any, *, requeue_after: timedelta, stale_after: timedelta, limit: int = 200
+    services: WorkerServices,
+    send: Send,
+    *,
+    requeue_after: timedelta,
+    stale_after: timedelta,
+    limit: int = 200,
 ) -> list[str]:
-    """Re-enqueue what is overdue; returns the ids of the jobs it sent again."""
+    """Re-send what is overdue through ``send``; returns the ids of the jobs sent again."""
     now = utcnow()
     resent: list[str] = []
-    with session_scope() as session:
+    with services.session() as session:
         jobs = session.scalars(
             select(Job)
             .where(
@@ -92,11 +87,11 @@ def reconcile_once(
         ]
     for job_id, pending in due:
         try:
-            enqueue(app, job_id, pending)
+            send(job_id, pending)
         except Exception as exc:  # broker still down: try again next round
             log.warning("reconcile_enqueue_failed", job_id=str(job_id), error=str(exc))
             continue
-        with session_scope() as session:
+        with services.session() as session:
             record_enqueued(session, job_id)
         log.info("reconcile_requeued", job_id=str(job_id), features=pending)
         resent.append(str(job_id))
@@ -106,9 +101,11 @@ def reconcile_once(
 @shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> dict[str, Any]:
     """Beat's periodic sweep for lost or never-sent work."""
-    settings = get_services().settings
+    services = get_services()
+    settings = services.settings
     resent = reconcile_once(
-        current_app,
+        services,
+        lambda job_id, features: enqueue(current_app, job_id, features),
         requeue_after=timedelta(seconds=settings.requeue_after_s),
         stale_after=timedelta(seconds=settings.claim_stale_after_s),
     )

@@ -1,7 +1,8 @@
 """The life of one feature run, shared by every feature task.
 
-1. **Claim** the feature under the job's lock: a finished feature, or one another live
-   copy of the task is running, is left alone (this is what makes redelivery harmless).
+1. **Claim** the feature under the job's lock: a finished feature, one whose inputs are
+   not final, or one another live copy of the task is running, is left alone (this is
+   what makes redelivery harmless).
 2. **Work** outside any transaction: the feature's own function reads its inputs by id,
    reports progress, and calls the model gateway once.
 3. **Store** the outcome with an upsert keyed by (job, feature), recompute the job's
@@ -9,14 +10,17 @@
 
 A task never raises for a feature that failed: it records the failure and returns, so
 that a chord waiting on it still fires (and ``card`` can be ``skipped``).
+:func:`run_feature` is the Celery side; :func:`execute_feature` is the run itself, given
+the worker's services, which the task-layer tests call directly.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -24,15 +28,15 @@ from celery import Task
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from refract.core.db import session_scope
 from refract.core.errors import FeatureError, NotFound, ProblemError
 from refract.core.models import FeatureRun, Job, utcnow
 from refract.core.results import ImageResult
-from refract.gateway.base import ModelReply
+from refract.gateway.base import ModelBackend, ModelReply
 from refract.imaging.storage import store_image
 from refract.imaging.uploads import sanitize_image
-from refract.jobs.catalog import FEATURES, FINAL_FEATURE_STATUSES, FeatureStatus
+from refract.jobs.catalog import FINAL_FEATURE_STATUSES, FeatureStatus
 from refract.jobs.progress import Event
+from refract.jobs.readiness import claim_is_stale, inputs_final
 from refract.jobs.state import change_job, feature_event
 from tasks.services import WorkerServices, get_services
 
@@ -58,16 +62,16 @@ class FeatureContext:
     language: str
     input: dict[str, Any]
     services: WorkerServices
-    log: Any = field(repr=False, default=None)
+    log: structlog.stdlib.BoundLogger = field(repr=False)
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> ModelBackend:
         """The model backend of this worker."""
         return self.services.backend
 
-    def session(self) -> Any:
+    def session(self) -> AbstractContextManager[Session]:
         """A short session for reading inputs (commits on exit)."""
-        return session_scope()
+        return self.services.session()
 
     def report(self, progress: float, step: str) -> None:
         """Publish progress (0..1) with a step name, if this run still owns the feature."""
@@ -80,7 +84,7 @@ class FeatureContext:
             return [feature_event(str(job.id), run, step=step)]
 
         try:
-            with session_scope() as session:
+            with self.services.session() as session:
                 change_job(session, self.services.bus, self.job_id, mutate)
         except (_Skip, NotFound):  # the run lost its claim, or the job is gone
             pass
@@ -88,12 +92,6 @@ class FeatureContext:
 
 
 Work = Callable[[FeatureContext], ModelReply]
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _claim(
@@ -107,15 +105,12 @@ def _claim(
             raise _Skip("feature not part of this job")
         if run.status in FINAL_FEATURE_STATUSES:
             raise _Skip(f"already {run.status}")
-        needs = FEATURES[feature].needs
-        if any(runs[dep].status not in FINAL_FEATURE_STATUSES for dep in needs if dep in runs):
+        if not inputs_final(feature, runs):
             raise _Skip("inputs not final yet")
-        started = _as_utc(run.started_at)
         if (
             run.status == FeatureStatus.RUNNING.value
             and run.task_id != task_id
-            and started is not None
-            and utcnow() - started < stale_after
+            and not claim_is_stale(run, utcnow(), stale_after)
         ):
             raise _Skip("running in another task")
         run.status = FeatureStatus.RUNNING.value
@@ -220,7 +215,6 @@ def _store_image_result(
     )
     session.flush()
     return ImageResult(
-        image_url=f"/api/v1/artifacts/{artifact.id}",
         artifact_id=str(artifact.id),
         content_type=clean.mime_type,
         width=clean.width,
@@ -229,14 +223,24 @@ def _store_image_result(
     ).model_dump()
 
 
-def run_feature(task: Task, job_id: str, feature: str, work: Work) -> dict[str, Any]:
-    """Claim, run and record ``feature`` of ``job_id``; returns a small summary dict."""
-    services = get_services()
+def run_feature(task: Task[Any, Any], job_id: str, feature: str, work: Work) -> dict[str, Any]:
+    """Claim, run and record ``feature`` of ``job_id`` for a Celery task."""
     task_id = task.request.id or f"local-{uuid.uuid4()}"
+    return execute_feature(get_services(), job_id, feature, task_id, work)
+
+
+def execute_feature(
+    services: WorkerServices, job_id: str, feature: str, task_id: str, work: Work
+) -> dict[str, Any]:
+    """Claim, run and record ``feature`` of ``job_id`` as run ``task_id``.
+
+    Returns a small summary: ``outcome`` is the feature's final status, or ``noop`` when
+    this run found nothing to do (finished, not ready, owned by another live run).
+    """
     key = uuid.UUID(job_id)
     bound = log.bind(job_id=job_id, feature=feature, task_id=task_id)
     try:
-        with session_scope() as session:
+        with services.session() as session:
             job = _claim(session, services, key, feature, task_id)
             ctx = FeatureContext(
                 job_id=key,
@@ -268,13 +272,13 @@ def run_feature(task: Task, job_id: str, feature: str, work: Work) -> dict[str, 
         error = FeatureError("internal_error", f"{type(exc).__name__}: {exc}")
 
     try:
-        with session_scope() as session:
+        with services.session() as session:
             job = _store_outcome(session, services, ctx, reply, error)
     except _Skip as skip:
         bound.info("feature_outcome_dropped", reason=skip.reason)
         return {"job_id": job_id, "feature": feature, "outcome": "noop", "reason": skip.reason}
     except FeatureError as exc:  # the model's image failed our checks
-        with session_scope() as session:
+        with services.session() as session:
             job = _store_outcome(session, services, ctx, None, exc)
         error = exc
     outcome = error.status if error else FeatureStatus.SUCCEEDED.value

@@ -7,11 +7,14 @@ because the threads pool runs many tasks at once in one process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
+from sqlalchemy.orm import Session, sessionmaker
 
-from refract.core.db import init_engine
+from refract.core.db import get_sessionmaker, init_engine, session_scope
 from refract.core.settings import Settings, load_settings
 from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
@@ -25,11 +28,18 @@ class WorkerServices:
     """Process-wide services shared by every task in this worker."""
 
     settings: Settings
+    sessions: sessionmaker[Session]
     redis: redis.Redis
     bus: ProgressBus
     backend: ModelBackend
     store: MediaStore
     youtube: YouTubeMaterial
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A short session that commits on success and rolls back on error."""
+        with session_scope(self.sessions) as session:
+            yield session
 
 
 _lock = threading.Lock()
@@ -42,6 +52,7 @@ def build_services(settings: Settings) -> WorkerServices:
     client = redis_from_url(settings.effective_redis_url)
     return WorkerServices(
         settings=settings,
+        sessions=get_sessionmaker(),
         redis=client,
         bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
         backend=build_backend(settings, client),

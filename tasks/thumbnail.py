@@ -21,7 +21,7 @@ def analyze(ctx: FeatureContext) -> ModelReply:
         artifact_id = source.get("thumbnail_artifact_id")
         image = stored_image(ctx, artifact_id, what="thumbnail")
         title = source_material(source).title
-        origin: dict[str, Any] = {"image_url": f"/api/v1/artifacts/{artifact_id}"}
+        origin: dict[str, Any] = {"artifact_id": artifact_id}
     else:
         video = youtube_video(ctx, with_transcript=False)
         fetch = ctx.services.youtube.thumbnail(ctx.input["video_id"])
@@ -30,7 +30,7 @@ def analyze(ctx: FeatureContext) -> ModelReply:
             ctx, image, role="thumbnail", width=fetch.width, height=fetch.height
         )
         origin = {
-            "image_url": f"/api/v1/artifacts/{artifact_id}",
+            "artifact_id": artifact_id,
             "size": fetch.size_name,
             "width": fetch.width,
             "height": fetch.height,

@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, Response, request
-from spectree import Response as Responses
 
 from api.db import get_db
-from api.openapi import documented
-from api.schemas import Problem
+from api.openapi import operations
 from api.services import services
-from api.views.jobs import IF_NONE_MATCH
 from refract.core.errors import NotFound
+from refract.core.ids import parse_id
 from refract.core.models import Artifact
 
 bp = Blueprint("artifacts", __name__, url_prefix="/api/v1")
 
 # Artifacts never change once written: a client may keep one forever.
 IMMUTABLE = "public, max-age=31536000, immutable"
-_IMAGE = {"schema": {"type": "string", "format": "binary"}}
 
 
 @bp.get("/artifacts/<artifact_id>")
-@documented(
-    operation_id="getArtifact",
-    tags=["artifacts"],
-    path_parameters={"artifact_id": "The artifact's id (a UUID)."},
-    resp=Responses("HTTP_304", HTTP_404=(Problem, "No such artifact.")),
-    extra={
-        "parameters": [IF_NONE_MATCH],
-        "responses": {
-            "200": {
-                "description": "The image bytes.",
-                "headers": {
-                    "ETag": {"description": "The image's SHA-256.", "schema": {"type": "string"}}
-                },
-                "content": {"image/png": _IMAGE, "image/jpeg": _IMAGE, "image/webp": _IMAGE},
-            },
-            "304": {"description": "Not modified (If-None-Match matched the ETag)."},
-        },
-    },
-)
+@operations.get_artifact
 def get_artifact(artifact_id: str) -> Response:
     """Get an artifact's image bytes, with their Content-Type."""
-    try:
-        key = uuid.UUID(artifact_id)
-    except ValueError as exc:
-        raise NotFound(f"artifact {artifact_id} does not exist") from exc
-    artifact = get_db().get(Artifact, key)
+    artifact = get_db().get(Artifact, parse_id(artifact_id, "artifact"))
     if artifact is None:
         raise NotFound(f"artifact {artifact_id} does not exist")
     headers = {

@@ -7,12 +7,10 @@ from typing import Any
 
 import structlog
 from flask import Blueprint, Response, json
-from spectree import Response as Responses
 from sqlalchemy import text
 
 from api.db import get_db
-from api.openapi import documented
-from api.schemas import Health, NotReadyProblem, Readiness
+from api.openapi import operations
 from api.services import Services, services
 from refract.core.errors import ServiceUnavailable
 
@@ -33,26 +31,14 @@ class NotReady(ServiceUnavailable):
 
 
 @bp.get("/healthz")
-@documented(operation_id="healthz", tags=["health"], resp=Responses(HTTP_200=(Health, "Alive.")))
+@operations.healthz
 def healthz() -> Response:
     """Liveness: the process answers (no dependency is checked)."""
     return _json({"status": "ok"})
 
 
 @bp.get("/readyz")
-@documented(
-    operation_id="readyz",
-    tags=["health"],
-    resp=Responses(
-        HTTP_200=(Readiness, "Database, Redis and broker all answered."),
-        HTTP_503=(NotReadyProblem, "A dependency is down."),
-    ),
-    extra={
-        "responses": {
-            "503": {"headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-        }
-    },
-)
+@operations.readyz
 def readyz() -> Response:
     """Readiness: the database, Redis and the broker are reachable."""
     svc = services()

@@ -2,93 +2,32 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 import structlog
 from flask import Blueprint, Response, json, request
-from spectree import Response as Responses
 from werkzeug.http import unquote_etag
 
 from api.db import close_db, get_db
-from api.events import EVENT_ID_RE, EVENTS_DESCRIPTION, open_stream
+from api.events import EVENT_ID_RE, open_stream
 from api.intake import idempotency_key, read_submission
-from api.openapi import documented
-from api.schemas import (
-    EventsQuery,
-    FeatureEventData,
-    IdempotencyHeaders,
-    JobEventData,
-    JobList,
-    JobListQuery,
-    JobResource,
-    PhotoCardForm,
-    Problem,
-    VideoJobRequest,
-)
+from api.openapi import operations
+from api.schemas import EventsQuery, JobListQuery
 from api.services import Services, services
 from api.submission import submit
 from api.validation import parse
-from refract.core.errors import FieldError, NotFound, ValidationFailed
+from refract.core.errors import FieldError, ValidationFailed
+from refract.core.ids import parse_id
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 from refract.jobs.resource import etag_for, job_resource
 from refract.jobs.store import get_job, list_jobs
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
-JOB_ID = {"job_id": "The job's id (a UUID)."}
-_ETAG = {"ETag": {"description": "The job's version tag.", "schema": {"type": "string"}}}
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before polling again; absent once the job is final.",
-        "schema": {"type": "integer"},
-    }
-}
-_LOCATION = {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}
-IF_NONE_MATCH = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "description": "The ETag of the copy the client has; `304` if it is still current.",
-    "schema": {"type": "string"},
-}
-
 
 @bp.post("/jobs")
-@documented(
-    operation_id="createJob",
-    tags=["jobs"],
-    json=VideoJobRequest,
-    form=PhotoCardForm,
-    headers=IdempotencyHeaders,
-    resp=Responses(
-        HTTP_202=(JobResource, "The job was created and its features enqueued."),
-        HTTP_200=(JobResource, "The Idempotency-Key was used before: that same job."),
-        HTTP_400=(Problem, "The body is not parsable (malformed JSON or multipart)."),
-        HTTP_409=(Problem, "The Idempotency-Key was used with a different body."),
-        HTTP_413=(Problem, "The body or the photo is too large."),
-        HTTP_415=(
-            Problem,
-            "Not JSON nor multipart, a wrong body type for the kind, "
-            "or a photo that is not a JPEG, PNG or WebP image.",
-        ),
-    ),
-    extra={
-        "responses": {
-            "202": {"headers": {**_LOCATION, **_ETAG}},
-            "200": {"headers": {**_LOCATION, **_ETAG}},
-        },
-        "requestBody": {
-            "description": "A video job as JSON, or a photo card as multipart/form-data.",
-            "content": {
-                "multipart/form-data": {
-                    "encoding": {"photo": {"contentType": "image/jpeg, image/png, image/webp"}}
-                }
-            },
-        },
-    },
-)
+@operations.create_job
 def create_job() -> Response:
     """Create a job.
 
@@ -106,26 +45,7 @@ def create_job() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
-@documented(
-    operation_id="getJob",
-    tags=["jobs"],
-    path_parameters=JOB_ID,
-    resp=Responses(
-        "HTTP_304",
-        HTTP_200=(JobResource, "The job."),
-        HTTP_404=(Problem, "No such job."),
-    ),
-    extra={
-        "parameters": [IF_NONE_MATCH],
-        "responses": {
-            "200": {"headers": {**_ETAG, **_RETRY_AFTER}},
-            "304": {
-                "description": "Not modified since the ETag given in If-None-Match.",
-                "headers": {**_ETAG, **_RETRY_AFTER},
-            },
-        },
-    },
-)
+@operations.get_job
 def get_job_view(job_id: str) -> Response:
     """Get a job.
 
@@ -144,24 +64,7 @@ def get_job_view(job_id: str) -> Response:
 
 
 @bp.get("/jobs")
-@documented(
-    operation_id="listJobs",
-    tags=["jobs"],
-    query=JobListQuery,
-    resp=Responses(HTTP_200=(JobList, "A page of jobs, newest first.")),
-    extra={
-        "responses": {
-            "200": {
-                "headers": {
-                    "Link": {
-                        "description": 'The next page, as `<url>; rel="next"`.',
-                        "schema": {"type": "string"},
-                    }
-                }
-            }
-        }
-    },
-)
+@operations.list_jobs
 def list_jobs_view() -> Response:
     """List jobs, newest first.
 
@@ -192,49 +95,7 @@ def list_jobs_view() -> Response:
 
 
 @bp.get("/jobs/<job_id>/events")
-@documented(
-    operation_id="streamJobEvents",
-    tags=["jobs"],
-    query=EventsQuery,
-    path_parameters=JOB_ID,
-    resp=Responses(
-        "HTTP_204",
-        HTTP_404=(Problem, "No such job."),
-    ),
-    extra={
-        "description": EVENTS_DESCRIPTION,
-        "parameters": [
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "description": "Resume after this event id (sent by EventSource itself).",
-                "schema": {"type": "string"},
-            }
-        ],
-        "responses": {
-            "200": {
-                "description": "A Server-Sent Events stream of `feature` and `job` events.",
-                "content": {
-                    "text/event-stream": {
-                        "schema": {"type": "string"},
-                        "example": (
-                            'id: 1732701600000-0\nevent: feature\ndata: {"job_id": "…", '
-                            '"feature": "summary", "status": "running", "progress": 0.0}\n\n'
-                        ),
-                    }
-                },
-            },
-            "204": {
-                "description": (
-                    "The job is finished and its final event was already delivered: "
-                    "EventSource stops reconnecting."
-                )
-            },
-        },
-    },
-    extra_models=(FeatureEventData, JobEventData),
-)
+@operations.stream_job_events
 def stream_events(job_id: str) -> Response:
     """Follow a job's progress (Server-Sent Events)."""
     structlog.contextvars.bind_contextvars(job_id=job_id)
@@ -260,10 +121,7 @@ def stream_events(job_id: str) -> Response:
 
 def current_resource(svc: Services, raw_id: str) -> dict[str, Any]:
     """The job resource: the Redis snapshot if present, else built from the database."""
-    try:
-        job_id = str(uuid.UUID(raw_id))
-    except ValueError as exc:
-        raise NotFound(f"job {raw_id} does not exist") from exc
+    job_id = str(parse_id(raw_id, "job"))
     found = svc.bus.snapshot(job_id)
     if found is not None:
         return found[1]

@@ -85,9 +85,10 @@ def get_sessionmaker() -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = get_sessionmaker()()
+def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
+    """A session (from ``factory``, else this process's) that commits on success and
+    rolls back on error."""
+    session = (factory or get_sessionmaker())()
     try:
         yield session
         session.commit()

@@ -135,9 +135,11 @@ class CaptionResult(_Result):
 
 
 class ImageResult(_Result):
-    """``stylize`` and ``card``: the image made, by artifact, and what the model said."""
+    """``stylize`` and ``card``: the image made, by artifact, and what the model said.
 
-    image_url: str
+    The image's URL is not stored: the job resource adds it beside ``artifact_id``.
+    """
+
     artifact_id: str
     content_type: str
     width: int

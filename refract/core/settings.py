@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_DATABASE_URL = "sqlite:///var/refract.core.db"
+EMBEDDED_DATABASE_URL = "sqlite:///var/refract.db"
 
 
 class Settings(BaseSettings):

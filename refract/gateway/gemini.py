@@ -11,12 +11,12 @@ How replies are read (finish reasons, safety, usage) is in :mod:`gemini_replies`
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+import structlog
 from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, ValidationError
@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - older SDKs use httpx alone
     _TIMEOUT_ERRORS = (httpx.TimeoutException,)
     _TRANSPORT_ERRORS = (httpx.TransportError,)
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
 
 # Low for faithful analysis, a little higher where the wording is meant to charm.
@@ -244,7 +244,9 @@ class GeminiBackend(ModelBackend):
                         f"the model's {prompt.feature} result failed its checks twice: {message}",
                     )
                     raise _with_usage(failure, spent, model) from exc
-                log.warning("%s result rejected (%s); asking once more", prompt.feature, message)
+                log.warning(
+                    "model_result_rejected", feature=prompt.feature, model=model, reason=message
+                )
                 continue
             reply = self._reply(response, prompt, result.model_dump(mode="json"), model)
             reply.usage = sum_usage(spent)
@@ -360,12 +362,12 @@ class GeminiBackend(ModelBackend):
 
         def on_retry(attempt_no: int, error: RetryableModelError, delay_s: float) -> None:
             log.warning(
-                "gemini call to %s failed (attempt %d, %s: %s); retrying in %.2fs",
-                model,
-                attempt_no,
-                error.code,
-                error.message,
-                delay_s,
+                "model_call_retry",
+                model=model,
+                attempt=attempt_no,
+                code=error.code,
+                error=error.message,
+                delay_s=round(delay_s, 2),
             )
 
         return call_with_retries(attempt, self.policy, sleep=self._sleep, on_retry=on_retry)

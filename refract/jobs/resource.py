@@ -1,86 +1,191 @@
-"""The job resource of API.md, built from database rows.
+"""The job resource of API.md: its pydantic models, and the one function that builds it.
 
-The same function builds the Redis snapshot (in the worker, right after a change) and
-the Postgres fallback (in the API), so both always agree.
+The models are the single source of the resource's shape: :func:`job_resource` builds it
+through them, and the OpenAPI document describes it from them. The same function builds
+the Redis snapshot (in the worker, right after a change) and the Postgres fallback (in
+the API), so both always agree.
+
+Stored rows name images by artifact id only; the URL a client fetches an image from is
+made here, when the resource is built (:func:`artifact_url`), and is never persisted.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from refract.core.models import FeatureRun, Job
+from refract.jobs.catalog import JobKind, JobStatus
+
+API_PREFIX = "/api/v1"
 
 
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a ``Z``; SQLite's naive datetimes are taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+class FeatureError(BaseModel):
+    """Why a feature ended without a result; `code` is stable."""
+
+    code: str = Field(examples=["safety_block"])
+    message: str
 
 
-def job_links(job_id: str) -> dict[str, str]:
-    """The job's related URLs."""
-    return {"self": f"/api/v1/jobs/{job_id}", "events": f"/api/v1/jobs/{job_id}/events"}
+class Usage(BaseModel):
+    """Model tokens a feature used."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
-def feature_resource(run: FeatureRun) -> dict[str, Any]:
+class FeatureResource(BaseModel):
+    """One feature of a job."""
+
+    status: str = Field(
+        description="waiting, queued, running, succeeded, failed, blocked, skipped or canceled"
+    )
+    progress: float = Field(ge=0, le=1)
+    attempts: int = Field(ge=0)
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The feature's result; an object naming an `artifact_id` (the images of "
+            "`stylize`, `card` and `thumbnail`) also carries its `image_url`."
+        ),
+    )
+    error: FeatureError | None = None
+    backend: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: Usage | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class VideoInputSummary(BaseModel):
+    """What a video job works on."""
+
+    url: str | None = None
+    video_id: str | None = None
+    title: str | None = None
+    inline_source: bool = False
+
+
+class PhotoCardInputSummary(BaseModel):
+    """What a photo card job works on."""
+
+    prompt: str = ""
+    photo_url: str | None = None
+
+
+class JobLinks(BaseModel):
+    """Related URLs."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    self_: str = Field(alias="self")
+    events: str
+
+
+class JobResource(BaseModel):
+    """A job and each of its features (see API.md)."""
+
+    id: str = Field(description="The job id (a UUID).")
+    kind: JobKind
+    status: JobStatus
+    progress: float = Field(ge=0, le=1)
+    language: str
+    input: VideoInputSummary | PhotoCardInputSummary
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    features: dict[str, FeatureResource]
+    links: JobLinks
+    version: int = Field(description="Increases on every change; the ETag is derived from it.")
+
+
+def job_url(job_id: str) -> str:
+    """Where a job is read."""
+    return f"{API_PREFIX}/jobs/{job_id}"
+
+
+def artifact_url(artifact_id: str) -> str:
+    """Where a client fetches the image of artifact ``artifact_id``."""
+    return f"{API_PREFIX}/artifacts/{artifact_id}"
+
+
+def with_image_urls(value: Any) -> Any:
+    """``value`` with an ``image_url`` beside every ``artifact_id`` it holds (a copy)."""
+    if isinstance(value, dict):
+        shown = {key: with_image_urls(item) for key, item in value.items()}
+        if isinstance(value.get("artifact_id"), str):
+            shown["image_url"] = artifact_url(value["artifact_id"])
+        return shown
+    if isinstance(value, list):
+        return [with_image_urls(item) for item in value]
+    return value
+
+
+def feature_resource(run: FeatureRun) -> FeatureResource:
     """One entry of the job resource's ``features``."""
     error = None
     if run.error_code:
-        error = {"code": run.error_code, "message": run.error_message or ""}
+        error = FeatureError(code=run.error_code, message=run.error_message or "")
     usage = None
     if run.input_tokens is not None or run.output_tokens is not None:
-        usage = {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
-    return {
-        "status": run.status,
-        "progress": round(run.progress, 3),
-        "attempts": run.attempts,
-        "result": run.result,
-        "error": error,
-        "backend": run.backend,
-        "model": run.model,
-        "prompt_version": run.prompt_version,
-        "usage": usage,
-        "queued_at": iso(run.queued_at),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-    }
+        usage = Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens)
+    return FeatureResource(
+        status=run.status,
+        progress=round(run.progress, 3),
+        attempts=run.attempts,
+        result=with_image_urls(run.result) if run.result is not None else None,
+        error=error,
+        backend=run.backend,
+        model=run.model,
+        prompt_version=run.prompt_version,
+        usage=usage,
+        queued_at=run.queued_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
 
 
-def job_input_summary(job: Job) -> dict[str, Any]:
+def job_input_summary(job: Job) -> VideoInputSummary | PhotoCardInputSummary:
     """What the job was asked to work on, without bulky inline material."""
     data = job.input or {}
-    if job.kind == "video":
+    if job.kind == JobKind.VIDEO:
         source = data.get("source") or {}
-        return {
-            "url": data.get("url"),
-            "video_id": data.get("video_id"),
-            "title": source.get("title") if source else data.get("title"),
-            "inline_source": bool(source),
-        }
-    return {"prompt": data.get("prompt", ""), "photo_url": data.get("photo_url")}
+        return VideoInputSummary(
+            url=data.get("url"),
+            video_id=data.get("video_id"),
+            title=source.get("title") if source else data.get("title"),
+            inline_source=bool(source),
+        )
+    photo = data.get("photo_artifact_id")
+    return PhotoCardInputSummary(
+        prompt=data.get("prompt", ""), photo_url=artifact_url(photo) if photo else None
+    )
 
 
 def job_resource(job: Job) -> dict[str, Any]:
-    """The full job resource (see API.md, "The job resource")."""
+    """The full job resource (see API.md, "The job resource"), as JSON-ready data."""
     job_id = str(job.id)
-    return {
-        "id": job_id,
-        "kind": job.kind,
-        "status": job.status,
-        "progress": round(job.progress, 3),
-        "language": job.language,
-        "input": job_input_summary(job),
-        "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at),
-        "finished_at": iso(job.finished_at),
-        "features": {run.feature: feature_resource(run) for run in job.features},
-        "links": job_links(job_id),
-        "version": job.version,
-    }
+    resource = JobResource(
+        id=job_id,
+        kind=JobKind(job.kind),
+        status=JobStatus(job.status),
+        progress=round(job.progress, 3),
+        language=job.language,
+        input=job_input_summary(job),
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+        features={run.feature: feature_resource(run) for run in job.features},
+        links=JobLinks.model_validate(
+            {"self": job_url(job_id), "events": f"{job_url(job_id)}/events"}
+        ),
+        version=job.version,
+    )
+    return resource.model_dump(mode="json", by_alias=True)
 
 
 def etag_for(job_id: str, version: int) -> str:

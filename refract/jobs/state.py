@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session
 
 from refract.core.errors import NotFound
 from refract.core.models import FeatureRun, Job, utcnow
-from refract.jobs.catalog import FINAL_FEATURE_STATUSES, FeatureStatus, JobStatus
+from refract.jobs.catalog import (
+    FINAL_FEATURE_STATUSES,
+    FINAL_JOB_STATUSES,
+    FeatureStatus,
+    JobStatus,
+)
 from refract.jobs.progress import Event, ProgressBus
 from refract.jobs.resource import job_resource
 
@@ -71,16 +76,13 @@ def job_event(job: Job) -> Event:
             "job_id": str(job.id),
             "status": job.status,
             "progress": round(job.progress, 3),
-            "final": job.status in {s.value for s in _FINAL_JOB},
+            "final": job.status in FINAL_JOB_STATUSES,
             "features": {
                 run.feature: {"status": run.status, "progress": round(run.progress, 3)}
                 for run in job.features
             },
         },
     )
-
-
-_FINAL_JOB = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 Mutation = Callable[[Job, dict[str, FeatureRun]], list[Event]]
@@ -111,10 +113,10 @@ def change_job(
     job.progress = progress
     now = utcnow()
     job.updated_at = now
-    if status in _FINAL_JOB and job.finished_at is None:
+    if status in FINAL_JOB_STATUSES and job.finished_at is None:
         job.finished_at = now
     session.flush()
-    if status.value != previous or status in _FINAL_JOB:
+    if status.value != previous or status in FINAL_JOB_STATUSES:
         events.append(job_event(job))
     if bus is not None:
         bus.publish(str(job.id), version, job_resource(job), events)

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from refract.core.errors import Conflict, NotFound, ValidationFailed
+from refract.core.ids import parse_id
 from refract.core.models import FeatureRun, Job, utcnow
 from refract.jobs.catalog import FEATURES, FeatureStatus, JobKind
 from refract.jobs.progress import Event
@@ -27,13 +28,14 @@ from refract.jobs.state import job_event
 
 @dataclass(frozen=True)
 class NewJob:
-    """Everything needed to create a job, already validated by the API."""
+    """A job to create, already validated: its kind, features, language and input."""
 
     kind: JobKind
     features: list[str]
     language: str
     input: dict[str, Any]
-    idempotency_key: str | None = None
+    # A hash of the request that asked for it: a retried request (same Idempotency-Key,
+    # same hash) gets the same job; another body with that key is a conflict.
     request_hash: str | None = None
 
 
@@ -51,7 +53,7 @@ def find_by_idempotency_key(session: Session, key: str, request_hash: str | None
     return job
 
 
-def add_job(session: Session, new: NewJob) -> Job:
+def add_job(session: Session, new: NewJob, *, idempotency_key: str | None = None) -> Job:
     """Add a job and one feature row per feature to ``session`` (flushed, not committed)."""
     now = utcnow()
     job = Job(
@@ -61,7 +63,7 @@ def add_job(session: Session, new: NewJob) -> Job:
         progress=0.0,
         language=new.language,
         input=new.input,
-        idempotency_key=new.idempotency_key,
+        idempotency_key=idempotency_key,
         request_hash=new.request_hash,
         version=1,
         created_at=now,
@@ -91,11 +93,7 @@ def creation_events(job: Job) -> list[Event]:
 
 def get_job(session: Session, job_id: str) -> Job:
     """The job with id ``job_id``; ``NotFound`` for unknown or malformed ids."""
-    try:
-        key = uuid.UUID(job_id)
-    except ValueError as exc:
-        raise NotFound(f"job {job_id} does not exist") from exc
-    job = session.get(Job, key)
+    job = session.get(Job, parse_id(job_id, "job"))
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     return job
@@ -113,7 +111,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("the cursor's time has no zone")
+        return when, uuid.UUID(job_id)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ValidationFailed("cursor is malformed") from exc
 

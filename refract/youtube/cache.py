@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import redis
+import structlog
 
 from refract.core.errors import FeatureError
 from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
@@ -45,7 +45,7 @@ from refract.youtube.client import (
 )
 from refract.youtube.links import VideoRef
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -137,7 +137,7 @@ class MaterialCache:
         try:
             return self._get_or_wait(key, fetch, encode, decode, ttl_of)
         except redis.RedisError as exc:
-            log.warning("youtube cache unavailable (%s); fetching directly", type(exc).__name__)
+            log.warning("youtube_cache_unavailable", key=key, error=type(exc).__name__)
             return fetch()
 
     def _get_or_wait(
@@ -165,7 +165,7 @@ class MaterialCache:
                     return self._unpack(payload or "", decode)
                 except (ValueError, KeyError, TypeError) as exc:
                     # An entry written by another version of this code: refetch over it.
-                    log.warning("youtube cache: unreadable %s (%s)", key, type(exc).__name__)
+                    log.warning("youtube_cache_unreadable", key=key, error=type(exc).__name__)
                     return self._fetch_and_store(key, None, token, fetch, encode, ttl_of)
             if state == "failed":
                 raise _error_from(json.loads(payload or ""))
@@ -173,7 +173,7 @@ class MaterialCache:
                 return self._fetch_and_store(key, lock_key, token, fetch, encode, ttl_of)
             seen = payload or "-"
             if time.monotonic() >= deadline:
-                log.warning("youtube cache: gave up waiting for %s; fetching directly", key)
+                log.warning("youtube_cache_wait_gave_up", key=key)
                 return self._fetch_and_store(key, None, token, fetch, encode, ttl_of)
             time.sleep(self.poll_s)
 
@@ -212,14 +212,14 @@ class MaterialCache:
         try:
             self.redis.set(key, json.dumps(doc, ensure_ascii=False), ex=ttl_s)
         except redis.RedisError as exc:
-            log.warning("youtube cache: could not store %s (%s)", key, type(exc).__name__)
+            log.warning("youtube_cache_store_failed", key=key, error=type(exc).__name__)
 
     def _mark_failure(self, key: str, exc: FeatureError) -> None:
         assert self.redis is not None
         try:
             self.redis.set(key, json.dumps(_error_doc(exc)), px=_FAILURE_MARK_MS)
         except redis.RedisError as err:
-            log.warning("youtube cache: could not mark failure (%s)", type(err).__name__)
+            log.warning("youtube_cache_failure_mark_failed", key=key, error=type(err).__name__)
 
     def _unlock(self, lock_key: str, token: str) -> None:
         assert self._release is not None
@@ -227,7 +227,7 @@ class MaterialCache:
             self._release(keys=[lock_key], args=[token])
         except redis.RedisError as exc:
             # The lock expires by itself; waiters just wait a little longer.
-            log.warning("youtube cache: could not release %s (%s)", lock_key, type(exc).__name__)
+            log.warning("youtube_cache_release_failed", key=lock_key, error=type(exc).__name__)
 
     @staticmethod
     def _unpack(entry: str, decode: Callable[[Any], T]) -> T:
@@ -469,4 +469,4 @@ class YouTubeMaterial:
             pipe.expire(key, QUOTA_KEY_TTL_S)
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("youtube quota counter not updated (%s)", type(exc).__name__)
+            log.warning("youtube_quota_count_failed", units=units, error=type(exc).__name__)

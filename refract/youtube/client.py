@@ -24,13 +24,13 @@ youtube.com itself and cannot be pointed elsewhere, so it is strictly best effor
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import structlog
 
 from refract.core.errors import FeatureError, ProblemError
 from refract.core.material import Comment, ImageBlob, TranscriptLine
@@ -38,7 +38,7 @@ from refract.core.settings import Settings
 from refract.imaging.uploads import sanitize_image
 from refract.youtube.links import VideoRef
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Errors that will not change within a minute; the cache keeps them briefly (quota guard).
 PERMANENT_CODES = frozenset(
@@ -268,7 +268,9 @@ class YouTubeClient:
                     raise
                 # Real comments already in hand are worth more than none (e.g. the quota
                 # ran out on page three); the caller learns it is partial.
-                log.warning("youtube comments stopped at page %d: %s", pages + 1, exc.code)
+                log.warning(
+                    "youtube_comments_stopped", video_id=ref.video_id, page=pages + 1, code=exc.code
+                )
                 spent = pages + int(exc.details.get("quota_units", 0))
                 return CommentsFetch(comments, quota_units=spent, pages=pages, complete=False)
             pages += 1
@@ -302,7 +304,9 @@ class YouTubeClient:
                     max_pixels=THUMBNAIL_MAX_PIXELS,
                 )
             except ProblemError as exc:
-                log.warning("youtube thumbnail %s of %s refused: %s", name, ref.video_id, exc)
+                log.warning(
+                    "youtube_thumbnail_refused", video_id=ref.video_id, size=name, error=str(exc)
+                )
                 continue
             image = ImageBlob(clean.data, clean.mime_type)
             return ThumbnailFetch(image, name, clean.width, clean.height)
@@ -452,7 +456,7 @@ def fetch_transcript(
     try:
         lines = download_transcript(ref.video_id, tuple(languages), timeout_s)
     except Exception as exc:
-        log.info("no transcript for %s: %s", ref.video_id, type(exc).__name__)
+        log.info("youtube_transcript_unavailable", video_id=ref.video_id, error=type(exc).__name__)
         return None
     return lines or None
 

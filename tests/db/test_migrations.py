@@ -39,11 +39,11 @@ def test_upgrade_on_empty_postgres_gives_exactly_the_models() -> None:
 
 
 def test_upgrade_on_empty_sqlite_gives_exactly_the_models(tmp_path: Path) -> None:
-    _assert_matches_models(f"sqlite:///{tmp_path / 'refract.core.db'}")
+    _assert_matches_models(f"sqlite:///{tmp_path / 'refract.db'}")
 
 
 def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'refract.core.db'}"
+    url = f"sqlite:///{tmp_path / 'refract.db'}"
     upgrade(url)
     command.downgrade(alembic_config(url), "base")
     engine = create_engine(url)

@@ -57,7 +57,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     first = next(line for line in output.splitlines() if line.startswith("refract: database="))
-    assert "database=sqlite:///var/refract.core.db" in first and "(embedded)" in first, first
+    assert "database=sqlite:///var/refract.db" in first and "(embedded)" in first, first
     assert "model backend=local" in first
     assert "every feature succeeded" in output
     for feature in ("summary", "comments", "thumbnail", "caption", "stylize", "card"):

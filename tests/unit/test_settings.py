@@ -16,7 +16,7 @@ def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_are_the_embedded_local_setup() -> None:
     settings = Settings()
-    assert settings.database_url == "sqlite:///var/refract.core.db"
+    assert settings.database_url == "sqlite:///var/refract.db"
     assert settings.redis_url is None
     assert settings.backend == "local"
     assert settings.text_model == "gemini-2.5-flash"

@@ -1,0 +1,216 @@
+"""What the OpenAPI document says about each operation, beside what its models say.
+
+Each name here is a :func:`~api.openapi.spec.documented` mark that a view wears; the
+view itself only parses, calls and returns. What models cannot express (headers, the
+event stream, image bytes, the 304 answers) is written here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spectree import Response as Responses
+
+from api.openapi.spec import documented
+from api.schemas import (
+    EventsQuery,
+    FeatureEventData,
+    Health,
+    IdempotencyHeaders,
+    JobEventData,
+    JobList,
+    JobListQuery,
+    NotReadyProblem,
+    PhotoCardForm,
+    Problem,
+    Readiness,
+    VideoJobRequest,
+)
+from refract.jobs.resource import JobResource
+
+JOB_ID = {"job_id": "The job's id (a UUID)."}
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+ETAG = {"ETag": _header("The job's version tag.")}
+RETRY_AFTER = {
+    "Retry-After": _header(
+        "Seconds to wait before polling again; absent once the job is final.", "integer"
+    )
+}
+LOCATION = {"Location": _header("The job's URL.")}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the copy the client has; `304` if it is still current.",
+    "schema": {"type": "string"},
+}
+IMAGE = {"schema": {"type": "string", "format": "binary"}}
+
+EVENTS_DESCRIPTION = """\
+A `text/event-stream` of the job's progress. Each event is
+
+    id: <event id>
+    event: feature | job
+    data: <JSON: FeatureEventData or JobEventData>
+
+Events are replayed from the job's beginning, or after `Last-Event-ID` (the header
+EventSource sends when it reconnects, or the `last_event_id` query parameter), then
+followed live, with `: keep-alive` comments while nothing happens. The stream ends after
+the `job` event whose `final` is true; a long stream is also closed after a while, and
+the client resumes with `Last-Event-ID`. A client reconnecting after it has seen the
+final event gets `204 No Content`.
+"""
+
+# --- jobs --------------------------------------------------------------------------------
+
+create_job = documented(
+    operation_id="createJob",
+    tags=["jobs"],
+    json=VideoJobRequest,
+    form=PhotoCardForm,
+    headers=IdempotencyHeaders,
+    resp=Responses(
+        HTTP_202=(JobResource, "The job was created and its features enqueued."),
+        HTTP_200=(JobResource, "The Idempotency-Key was used before: that same job."),
+        HTTP_400=(Problem, "The body is not parsable (malformed JSON or multipart)."),
+        HTTP_409=(Problem, "The Idempotency-Key was used with a different body."),
+        HTTP_413=(Problem, "The body or the photo is too large."),
+        HTTP_415=(
+            Problem,
+            "Not JSON nor multipart, a wrong body type for the kind, "
+            "or a photo that is not a JPEG, PNG or WebP image.",
+        ),
+    ),
+    extra={
+        "responses": {
+            "202": {"headers": {**LOCATION, **ETAG}},
+            "200": {"headers": {**LOCATION, **ETAG}},
+        },
+        "requestBody": {
+            "description": "A video job as JSON, or a photo card as multipart/form-data.",
+            "content": {
+                "multipart/form-data": {
+                    "encoding": {"photo": {"contentType": "image/jpeg, image/png, image/webp"}}
+                }
+            },
+        },
+    },
+)
+
+get_job = documented(
+    operation_id="getJob",
+    tags=["jobs"],
+    path_parameters=JOB_ID,
+    resp=Responses(
+        "HTTP_304",
+        HTTP_200=(JobResource, "The job."),
+        HTTP_404=(Problem, "No such job."),
+    ),
+    extra={
+        "parameters": [IF_NONE_MATCH],
+        "responses": {
+            "200": {"headers": {**ETAG, **RETRY_AFTER}},
+            "304": {
+                "description": "Not modified since the ETag given in If-None-Match.",
+                "headers": {**ETAG, **RETRY_AFTER},
+            },
+        },
+    },
+)
+
+list_jobs = documented(
+    operation_id="listJobs",
+    tags=["jobs"],
+    query=JobListQuery,
+    resp=Responses(HTTP_200=(JobList, "A page of jobs, newest first.")),
+    extra={
+        "responses": {
+            "200": {"headers": {"Link": _header('The next page, as `<url>; rel="next"`.')}}
+        }
+    },
+)
+
+stream_job_events = documented(
+    operation_id="streamJobEvents",
+    tags=["jobs"],
+    query=EventsQuery,
+    path_parameters=JOB_ID,
+    resp=Responses(
+        "HTTP_204",
+        HTTP_404=(Problem, "No such job."),
+    ),
+    extra={
+        "description": EVENTS_DESCRIPTION,
+        "parameters": [
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "Resume after this event id (sent by EventSource itself).",
+                "schema": {"type": "string"},
+            }
+        ],
+        "responses": {
+            "200": {
+                "description": "A Server-Sent Events stream of `feature` and `job` events.",
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "example": (
+                            'id: 1732701600000-0\nevent: feature\ndata: {"job_id": "…", '
+                            '"feature": "summary", "status": "running", "progress": 0.0}\n\n'
+                        ),
+                    }
+                },
+            },
+            "204": {
+                "description": (
+                    "The job is finished and its final event was already delivered: "
+                    "EventSource stops reconnecting."
+                )
+            },
+        },
+    },
+    extra_models=(FeatureEventData, JobEventData),
+)
+
+# --- artifacts ---------------------------------------------------------------------------
+
+get_artifact = documented(
+    operation_id="getArtifact",
+    tags=["artifacts"],
+    path_parameters={"artifact_id": "The artifact's id (a UUID)."},
+    resp=Responses("HTTP_304", HTTP_404=(Problem, "No such artifact.")),
+    extra={
+        "parameters": [IF_NONE_MATCH],
+        "responses": {
+            "200": {
+                "description": "The image bytes.",
+                "headers": {"ETag": _header("The image's SHA-256.")},
+                "content": {"image/png": IMAGE, "image/jpeg": IMAGE, "image/webp": IMAGE},
+            },
+            "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+        },
+    },
+)
+
+# --- health ------------------------------------------------------------------------------
+
+healthz = documented(
+    operation_id="healthz", tags=["health"], resp=Responses(HTTP_200=(Health, "Alive."))
+)
+
+readyz = documented(
+    operation_id="readyz",
+    tags=["health"],
+    resp=Responses(
+        HTTP_200=(Readiness, "Database, Redis and broker all answered."),
+        HTTP_503=(NotReadyProblem, "A dependency is down."),
+    ),
+    extra={"responses": {"503": {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}}},
+)
