@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "--without-mingle",
         "--without-gossip",
     ]
-    app.worker_main(argv)
+    # celery-types marks worker_main NoReturn, but it returns when the worker stops.
+    run: Callable[[list[str]], object] = app.worker_main
+    run(argv)
     return 0
 
 
@@ -98,7 +100,9 @@ def cmd_beat(args: argparse.Namespace) -> int:
     app = create_worker_app(settings)
     schedule = os.path.join(args.state_dir, "celerybeat-schedule")
     os.makedirs(args.state_dir, exist_ok=True)
-    app.start(["beat", "--loglevel", settings.log_level, "--schedule", schedule])
+    # As for the worker: start() returns when beat stops, whatever the stubs say.
+    start: Callable[[list[str]], object] = app.start
+    start(["beat", "--loglevel", settings.log_level, "--schedule", schedule])
     return 0
 
 

@@ -22,6 +22,6 @@ def describe(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def caption(self: Task, job_id: str) -> dict[str, Any]:
+def caption(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run the ``caption`` feature of ``job_id``."""
     return run_feature(self, job_id, FEATURE, describe)

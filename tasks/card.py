@@ -53,6 +53,6 @@ def compose(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def card(self: Task, job_id: str, *_header_results: Any) -> dict[str, Any]:
+def card(self: Task[Any, Any], job_id: str, *_header_results: Any) -> dict[str, Any]:
     """Run the ``card`` feature of ``job_id`` (the chord's callback)."""
     return run_feature(self, job_id, FEATURE, compose)

@@ -40,6 +40,6 @@ def analyze(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def comments(self: Task, job_id: str) -> dict[str, Any]:
+def comments(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run the ``comments`` feature of ``job_id``."""
     return run_feature(self, job_id, FEATURE, analyze)

@@ -54,7 +54,7 @@ def is_due(job: Job, now: datetime, requeue_after: timedelta) -> bool:
     """Whether ``job`` has waited long enough since it was last sent (with backoff)."""
     if job.enqueued_at is None:
         return now - job.created_at > UNSENT_GRACE
-    factor = min(2 ** max(job.enqueue_count - 1, 0), MAX_BACKOFF_FACTOR)
+    factor = min(1 << max(job.enqueue_count - 1, 0), MAX_BACKOFF_FACTOR)
     return now - job.enqueued_at > requeue_after * factor
 
 

@@ -29,7 +29,7 @@ class WorkerServices:
 
     settings: Settings
     sessions: sessionmaker[Session]
-    redis: redis.Redis
+    redis: redis.Redis[str]
     bus: ProgressBus
     backend: ModelBackend
     store: MediaStore

@@ -28,6 +28,6 @@ def restyle(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def stylize(self: Task, job_id: str) -> dict[str, Any]:
+def stylize(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run the ``stylize`` feature of ``job_id``."""
     return run_feature(self, job_id, FEATURE, restyle)

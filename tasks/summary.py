@@ -55,6 +55,6 @@ def summarize(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def summary(self: Task, job_id: str) -> dict[str, Any]:
+def summary(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run the ``summary`` feature of ``job_id``."""
     return run_feature(self, job_id, FEATURE, summarize)

@@ -42,6 +42,6 @@ def analyze(ctx: FeatureContext) -> ModelReply:
 
 
 @shared_task(name=FEATURES[FEATURE].task_name, bind=True)
-def thumbnail(self: Task, job_id: str) -> dict[str, Any]:
+def thumbnail(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run the ``thumbnail`` feature of ``job_id``."""
     return run_feature(self, job_id, FEATURE, analyze)

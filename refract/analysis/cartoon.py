@@ -40,8 +40,9 @@ def _cel_shade(smooth: np.ndarray, size: int) -> np.ndarray:
     lab[..., 1:] = 128.0 + (lab[..., 1:] - 128.0) * CHROMA_BOOST
     shaded = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    key_light = 1.08 - 0.25 * np.sqrt((xx - 0.35) ** 2 + (yy - 0.3) ** 2)
-    return shaded.astype(np.float32) * key_light[..., None]
+    key_light: np.ndarray = 1.08 - 0.25 * np.sqrt((xx - 0.35) ** 2 + (yy - 0.3) ** 2)
+    lit: np.ndarray = shaded.astype(np.float32) * key_light[..., None]
+    return lit
 
 
 def _ink(smooth: np.ndarray, size: int) -> np.ndarray:

@@ -73,12 +73,6 @@ class NotFound(ProblemError):
     status, title = 404, "Not Found"
 
 
-class MethodNotAllowed(ProblemError):
-    """The route exists but not with this method."""
-
-    status, title = 405, "Method Not Allowed"
-
-
 class Conflict(ProblemError):
     """An idempotency key was reused with a different body."""
 

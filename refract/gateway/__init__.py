@@ -8,7 +8,7 @@ from refract.core.settings import Settings
 from refract.gateway.base import ModelBackend
 
 
-def build_backend(settings: Settings, redis_client: redis.Redis | None = None) -> ModelBackend:
+def build_backend(settings: Settings, redis_client: redis.Redis[str] | None = None) -> ModelBackend:
     """The backend ``settings`` ask for; Gemini calls share a Redis rate limiter when given."""
     if settings.backend == "gemini":
         from refract.gateway.gemini import GeminiBackend

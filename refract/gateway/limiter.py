@@ -53,7 +53,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        redis: redis.Redis,
+        redis: redis.Redis[str],
         rpm: int,
         *,
         key_prefix: str = "refract:ratelimit",

@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Full-jitter backoff after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
         return rand() * ceiling
 
 

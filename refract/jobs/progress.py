@@ -53,7 +53,7 @@ class StreamEntry:
     data: dict[str, Any]
 
 
-def redis_from_url(url: str) -> redis.Redis:
+def redis_from_url(url: str) -> redis.Redis[str]:
     """A Redis client for progress, limits and caches (text in, text out)."""
     return redis.Redis.from_url(
         url,
@@ -67,7 +67,7 @@ def redis_from_url(url: str) -> redis.Redis:
 class ProgressBus:
     """Writes and reads job snapshots and event streams in Redis."""
 
-    def __init__(self, client: redis.Redis, *, maxlen: int = 1000, ttl_s: int = 7 * 86400):
+    def __init__(self, client: redis.Redis[str], *, maxlen: int = 1000, ttl_s: int = 7 * 86400):
         self.client = client
         self.maxlen = maxlen
         self.ttl_s = ttl_s

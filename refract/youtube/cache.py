@@ -86,7 +86,7 @@ class MaterialCache:
 
     def __init__(
         self,
-        redis_client: redis.Redis | None,
+        redis_client: redis.Redis[str] | None,
         ttl_s: int,
         *,
         error_ttl_s: int = 60,
@@ -302,7 +302,7 @@ class YouTubeMaterial:
     def __init__(
         self,
         settings: Settings,
-        redis_client: redis.Redis | None,
+        redis_client: redis.Redis[str] | None,
         *,
         http: httpx.Client | None = None,
         transcripts: bool = True,
