@@ -146,12 +146,3 @@ class ImageResult(_Result):
     height: int
     note: str | None = None
 
-
-RESULT_SCHEMAS: dict[str, type[BaseModel]] = {
-    "summary": SummaryResult,
-    "comments": CommentsResult,
-    "thumbnail": ThumbnailResult,
-    "caption": CaptionResult,
-    "stylize": ImageResult,
-    "card": ImageResult,
-}
