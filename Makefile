@@ -27,9 +27,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-## The README's test command: lint, types, then every test layer.
+## The README's test command: lint, types, then every test layer, with branch coverage.
+## The coverage data lives in a directory of this run's own, removed afterwards.
 test: install services lint typecheck
-	$(BIN)/pytest -q
+	data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
+	COVERAGE_FILE="$$data/coverage" $(BIN)/pytest -q --cov --cov-report=term-missing:skip-covered
+
+## The tests that need no service: no Postgres, no Redis (`-m "not services"`).
+unit: install
+	$(BIN)/pytest -q -m "not services"
 
 ## Set up and run the demo.
 demo: $(VENV)/.installed

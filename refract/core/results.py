@@ -145,4 +145,3 @@ class ImageResult(_Result):
     width: int
     height: int
     note: str | None = None
-

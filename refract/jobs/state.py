@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -121,20 +120,3 @@ def change_job(
     if bus is not None:
         bus.publish(str(job.id), version, job_resource(job), events)
     return job
-
-
-def mark_final(
-    run: FeatureRun,
-    status: FeatureStatus,
-    *,
-    now: datetime | None = None,
-    error: tuple[str, str] | None = None,
-) -> None:
-    """Put ``run`` in a final status, with an error code and message when given."""
-    run.status = status.value
-    run.progress = 1.0
-    run.finished_at = now or utcnow()
-    if error is not None:
-        run.error_code, run.error_message = error
-    else:
-        run.error_code = run.error_message = None

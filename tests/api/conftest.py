@@ -1,5 +1,5 @@
-"""Fixtures for the API tests: a fresh Postgres database per session, real Redis, and an
-app built by ``create_app`` for each test, with media under the test's tmp_path.
+"""Fixtures for the API tests: a fresh Postgres database per session, the run's own Redis,
+and an app built by ``create_app`` for each test, with media under the test's tmp_path.
 
 No worker runs: enqueued messages are checked on the broker's Redis lists instead.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,16 +20,15 @@ from api import create_app
 from refract.core.db import get_engine
 from refract.core.models import Base
 from refract.core.settings import Settings
-from tests.api.helpers import BROKER_DB, PROGRESS_DB
-from tests.support.services import REDIS_BASE_URL, fresh_postgres_database
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+from tests.support.flask_client import ClosingFlaskClient
+from tests.support.images import fixture_bytes
+from tests.support.services import PostgresServer, RedisDb, RedisServer
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def database_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A database made for this test session, with the models' schema, dropped at the end."""
-    with fresh_postgres_database("refract_api_test") as url:
+    with postgres_server.fresh_database("refract_api_test") as url:
         engine = create_engine(url)
         Base.metadata.create_all(engine)
         engine.dispose()
@@ -41,50 +39,42 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_progress() -> Iterator[redis.Redis]:
+def redis_progress(redis_server: RedisServer) -> Iterator[redis.Redis[str]]:
     """The progress Redis database, empty at the start of each test."""
-    client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{PROGRESS_DB}", decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with (
+        redis_server.fresh_database(RedisDb.PROGRESS) as url,
+        redis.Redis.from_url(url, decode_responses=True) as client,
+    ):
+        yield client
 
 
 @pytest.fixture
-def redis_broker() -> Iterator[redis.Redis]:
+def redis_broker(redis_server: RedisServer) -> Iterator[redis.Redis[bytes]]:
     """The broker's Redis database, empty at the start of each test."""
-    client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{BROKER_DB}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with (
+        redis_server.fresh_database(RedisDb.BROKER) as url,
+        redis.Redis.from_url(url) as client,
+    ):
+        yield client
 
 
 @pytest.fixture
-def media_dir(tmp_path: Path) -> Path:
-    """Where this test's app stores images."""
-    return tmp_path / "media"
-
-
-@pytest.fixture
-def make_settings(
-    database_url: str, media_dir: Path, redis_progress: redis.Redis, redis_broker: redis.Redis
-) -> Callable[..., Settings]:
-    """Settings for a test app, with overrides."""
-
-    def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            "redis_url": f"{REDIS_BASE_URL}/{PROGRESS_DB}",
-            "broker_url": f"{REDIS_BASE_URL}/{BROKER_DB}",
-            "media_dir": media_dir,
-            "model_backend": "local",
-            "poll_after_s": 2,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    return build
+def settings_values(
+    settings_values: dict[str, Any],
+    database_url: str,
+    redis_server: RedisServer,
+    redis_progress: redis.Redis[str],
+    redis_broker: redis.Redis[bytes],
+) -> dict[str, Any]:
+    """The test app's settings: the session's database, the run's Redis, the local backend."""
+    return {
+        **settings_values,
+        "database_url": database_url,
+        "redis_url": redis_server.url(RedisDb.PROGRESS),
+        "broker_url": redis_server.url(RedisDb.BROKER),
+        "model_backend": "local",
+        "poll_after_s": 2,
+    }
 
 
 @pytest.fixture
@@ -93,6 +83,7 @@ def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., F
 
     def build(**overrides: Any) -> Flask:
         app = create_app(make_settings(**overrides))
+        app.test_client_class = ClosingFlaskClient
         app.extensions["refract"].sse_block_ms = 200
         return app
 
@@ -116,4 +107,4 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def astronaut_png() -> bytes:
     """A real photo with one frontal face (NASA, public domain)."""
-    return (FIXTURES / "astronaut.png").read_bytes()
+    return fixture_bytes("astronaut.png")

@@ -12,16 +12,9 @@ import pytest
 import redis
 from flask import Flask
 
-from tests.api.helpers import (
-    data_url,
-    inline_source,
-    media_files,
-    png_bomb,
-    small_image,
-    table_counts,
-    truncated_jpeg,
-    video_body,
-)
+from tests.support.bodies import inline_source, video_body
+from tests.support.images import data_url, png_bomb, small_image, truncated_jpeg
+from tests.support.jobs import media_files, table_counts
 
 
 def photocard(photo: bytes | None = b"", **fields: Any) -> dict[str, Any]:
@@ -149,7 +142,7 @@ CASES: dict[str, Case] = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_refused_with_a_problem_and_leaves_nothing_behind(
-    name: str, make_app: Callable[..., Flask], media_dir: Path, redis_broker: redis.Redis
+    name: str, make_app: Callable[..., Flask], media_dir: Path, redis_broker: redis.Redis[bytes]
 ) -> None:
     case = CASES[name]
     client = make_app(**case.settings).test_client()

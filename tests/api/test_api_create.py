@@ -17,25 +17,17 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from api import submission
-from api.schemas import JobResource
 from refract.core.db import session_scope
 from refract.core.models import Artifact, Job
-from refract.jobs.resource import etag_for
-from tests.api.helpers import (
-    CANONICAL_URL,
-    data_url,
-    encode,
-    inline_source,
-    load_job,
-    media_files,
-    small_image,
-    table_counts,
-    video_body,
-)
+from refract.jobs.resource import JobResource, etag_for
+from refract.jobs.store import find_by_idempotency_key
+from tests.support.bodies import CANONICAL_URL, inline_source, video_body
+from tests.support.images import data_url, encode, small_image
+from tests.support.jobs import load_job, media_files, table_counts
 from tests.support.services import free_port
 
 
-def broker_messages(broker: redis.Redis, queue: str) -> list[dict[str, Any]]:
+def broker_messages(broker: redis.Redis[bytes], queue: str) -> list[dict[str, Any]]:
     """The Celery messages waiting on ``queue``: task name, args and embedded options."""
     found = []
     for raw in broker.lrange(queue, 0, -1):
@@ -46,7 +38,7 @@ def broker_messages(broker: redis.Redis, queue: str) -> list[dict[str, Any]]:
 
 
 def test_video_url_job_is_stored_published_and_enqueued_as_a_group(
-    client: FlaskClient, redis_broker: redis.Redis, redis_progress: redis.Redis
+    client: FlaskClient, redis_broker: redis.Redis[bytes], redis_progress: redis.Redis[str]
 ) -> None:
     response = client.post(
         "/api/v1/jobs", json=video_body(features=["thumbnail", "summary", "comments"])
@@ -116,7 +108,7 @@ def test_video_with_inline_source_stores_the_thumbnail_as_an_artifact(
 
 
 def test_photocard_stores_a_clean_photo_and_enqueues_a_chord(
-    client: FlaskClient, redis_broker: redis.Redis, astronaut_png: bytes, media_dir: Path
+    client: FlaskClient, redis_broker: redis.Redis[bytes], astronaut_png: bytes, media_dir: Path
 ) -> None:
     # Give the photo EXIF with GPS: it must not survive into storage.
     image = Image.open(io.BytesIO(astronaut_png)).convert("RGB")
@@ -164,7 +156,7 @@ def test_photocard_stores_a_clean_photo_and_enqueues_a_chord(
 
 
 def test_photocard_feature_subset_from_a_comma_list(
-    client: FlaskClient, redis_broker: redis.Redis, astronaut_png: bytes
+    client: FlaskClient, redis_broker: redis.Redis[bytes], astronaut_png: bytes
 ) -> None:
     response = client.post(
         "/api/v1/jobs",
@@ -195,7 +187,7 @@ def test_broker_down_still_creates_the_job_for_the_reconciler(
 
 
 def test_idempotency_key_replays_the_same_job_and_refuses_another_body(
-    client: FlaskClient, redis_broker: redis.Redis
+    client: FlaskClient, redis_broker: redis.Redis[bytes]
 ) -> None:
     headers = {"Idempotency-Key": "booth-7-visitor-42"}
     first = client.post("/api/v1/jobs", json=video_body(), headers=headers)
@@ -244,7 +236,7 @@ def test_idempotency_insert_race_answers_with_the_winner(
     assert winner.status_code == 202
 
     # The loser looked the key up just before the winner committed: it saw nothing.
-    real_lookup = submission.find_by_idempotency_key
+    real_lookup = find_by_idempotency_key
     calls: list[str] = []
 
     def late_lookup(session: Any, key: str, request_hash: str | None) -> Job | None:

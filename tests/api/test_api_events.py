@@ -16,8 +16,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from refract.core.db import get_engine
 from refract.jobs.progress import ProgressBus
-from tests.api.helpers import SseFrame, advance, finish, parse_sse, start, video_body
+from tests.support.bodies import video_body
+from tests.support.jobs import advance, finish, start
 from tests.support.services import free_port
+from tests.support.sse import SseFrame, parse_sse
 
 
 def bus_of(app: Flask) -> ProgressBus:
@@ -111,7 +113,7 @@ def test_a_client_that_saw_the_final_event_gets_204(app: Flask, client: FlaskCli
 
 
 def test_finished_job_whose_stream_was_lost_is_told_from_the_database(
-    app: Flask, client: FlaskClient, redis_progress: redis.Redis
+    app: Flask, client: FlaskClient, redis_progress: redis.Redis[str]
 ) -> None:
     job_id = run_to_the_end(app, client)
     redis_progress.flushdb()

@@ -13,11 +13,12 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.schemas import JobList, JobResource
+from api.schemas import JobList
 from refract.jobs.catalog import FeatureStatus
 from refract.jobs.progress import ProgressBus
-from refract.jobs.resource import etag_for
-from tests.api.helpers import advance, finish, inline_source, start, video_body
+from refract.jobs.resource import JobResource, etag_for
+from tests.support.bodies import inline_source, video_body
+from tests.support.jobs import advance, finish, start
 
 
 def bus_of(app: Flask) -> ProgressBus:
@@ -68,7 +69,7 @@ def test_get_job_etag_304_and_retry_after_follow_the_version(
 
 
 def test_snapshot_and_database_give_the_same_resource(
-    app: Flask, client: FlaskClient, redis_progress: redis.Redis
+    app: Flask, client: FlaskClient, redis_progress: redis.Redis[str]
 ) -> None:
     job_id = create(client)["id"]
     key = f"refract:job:{job_id}:snapshot"
@@ -93,7 +94,7 @@ def test_snapshot_and_database_give_the_same_resource(
 
 
 def test_creation_snapshot_matches_the_database(
-    client: FlaskClient, redis_progress: redis.Redis
+    client: FlaskClient, redis_progress: redis.Redis[str]
 ) -> None:
     job_id = create(client)["id"]
     from_snapshot = client.get(f"/api/v1/jobs/{job_id}").get_json()
@@ -103,7 +104,7 @@ def test_creation_snapshot_matches_the_database(
 
 
 def test_get_job_falls_back_to_the_database_when_redis_is_down(
-    app: Flask, client: FlaskClient, redis_progress: redis.Redis
+    app: Flask, client: FlaskClient, redis_progress: redis.Redis[str]
 ) -> None:
     job_id = create(client)["id"]
     bus_of(app).client.connection_pool.connection_kwargs["port"] = 1  # a dead port

@@ -12,8 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from tests.api.helpers import BROKER_DB, PROGRESS_DB
-from tests.support.services import REDIS_BASE_URL, free_port
+from tests.support.services import RedisDb, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,7 +109,10 @@ def test_unknown_route_and_wrong_method_are_problems(client: FlaskClient) -> Non
 
 
 def test_submitting_a_job_imports_no_task_bodies(
-    tmp_path: Path, redis_broker: redis.Redis, redis_progress: redis.Redis
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_broker: redis.Redis[bytes],
+    redis_progress: redis.Redis[str],
 ) -> None:
     # In a fresh interpreter: other test suites in this process may import tasks/.
     code = f"""
@@ -121,7 +123,8 @@ from refract.core.models import Base
 from refract.core.settings import Settings
 app = create_app(Settings(
     database_url="sqlite:///{tmp_path}/api.db", media_dir="{tmp_path}/media",
-    redis_url="{REDIS_BASE_URL}/{PROGRESS_DB}", broker_url="{REDIS_BASE_URL}/{BROKER_DB}",
+    redis_url="{redis_server.url(RedisDb.PROGRESS)}",
+    broker_url="{redis_server.url(RedisDb.BROKER)}",
     model_backend="local"))
 Base.metadata.create_all(get_engine())
 response = app.test_client().post(

@@ -13,17 +13,18 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
 from launch.migrate import alembic_config, upgrade
-from tests.support.services import fresh_postgres_database
+from tests.support.services import PostgresServer
 
 PHOTO, PORTRAIT, THUMB = (str(uuid.uuid4()) for _ in range(3))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'refract.db'}"
     else:
-        with fresh_postgres_database("refract_datamig") as url:
+        postgres: PostgresServer = request.getfixturevalue("postgres_server")
+        with postgres.fresh_database("refract_datamig") as url:
             yield url
 
 

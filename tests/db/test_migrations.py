@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from launch.migrate import alembic_config, upgrade
 from refract.core.models import Base
-from tests.support.services import fresh_postgres_database
+from tests.support.services import PostgresServer
 
 
 def _assert_matches_models(url: str) -> None:
@@ -33,8 +33,10 @@ def test_single_head() -> None:
     assert len(script.get_heads()) == 1
 
 
-def test_upgrade_on_empty_postgres_gives_exactly_the_models() -> None:
-    with fresh_postgres_database("refract_mig") as url:
+def test_upgrade_on_empty_postgres_gives_exactly_the_models(
+    postgres_server: PostgresServer,
+) -> None:
+    with postgres_server.fresh_database("refract_mig") as url:
         _assert_matches_models(url)
 
 

@@ -17,16 +17,10 @@ import pytest
 from PIL import Image
 
 from tests.support.services import free_port
-from tests.support.stack import RefractStack
+from tests.support.stack import RefractStack, clean_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without any Refract or Gemini configuration."""
-    drop = ("REFRACT_", "GEMINI_", "GOOGLE_API_KEY", "YOUTUBE_API_KEY")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -49,7 +43,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "launch.cli", "demo", "--port", str(port)],
         cwd=tmp_path,
-        env=clean_env(),
+        env=clean_environ(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,7 +70,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     again = subprocess.run(
         [sys.executable, "-m", "launch.cli", "demo"],
         cwd=tmp_path,
-        env=clean_env(),
+        env=clean_environ(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,7 +79,7 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_submit_follows_a_photo_on_refract_up(tmp_path: Path) -> None:
-    with RefractStack(clean_env(), tmp_path) as stack:
+    with RefractStack(clean_environ(), tmp_path) as stack:
         result = subprocess.run(
             [
                 sys.executable,
@@ -101,7 +95,7 @@ def test_submit_follows_a_photo_on_refract_up(tmp_path: Path) -> None:
                 str(tmp_path / "out"),
             ],
             cwd=tmp_path,
-            env=clean_env(),
+            env=clean_environ(),
             capture_output=True,
             text=True,
             timeout=180,
@@ -127,7 +121,7 @@ def test_submit_follows_a_photo_on_refract_up(tmp_path: Path) -> None:
                 "--json",
             ],
             cwd=tmp_path,
-            env=clean_env(),
+            env=clean_environ(),
             capture_output=True,
             text=True,
             timeout=180,

@@ -10,8 +10,9 @@ import pytest
 from refract.core.material import ImageBlob
 from refract.core.settings import Settings
 from refract.gateway.gemini import GeminiBackend
-from tests.fakes.gemini import FakeGemini
-from tests.gemini.support import API_KEY, FIXTURES, SleepRecorder
+from tests.support.fakes.gemini import FakeGemini
+from tests.support.gemini import API_KEY, SleepRecorder
+from tests.support.images import fixture_bytes
 
 
 @pytest.fixture
@@ -21,25 +22,22 @@ def fake() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture
-def make_settings(fake: FakeGemini) -> Callable[..., Settings]:
-    def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "gemini_api_key": API_KEY,
-            "gemini_base_url": fake.url,
-            "gemini_api_version": "v1beta",
-            "text_model": "gemini-test-flash",
-            "image_model": "gemini-test-flash-image",
-            "model_timeout_s": 2.0,
-            "image_model_timeout_s": 2.0,
-            "model_max_attempts": 3,
-            "model_backoff_base_s": 0.01,
-            "model_backoff_max_s": 0.05,
-            "model_max_retry_delay_s": 5.0,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    return build
+def settings_values(settings_values: dict[str, Any], fake: FakeGemini) -> dict[str, Any]:
+    """The Gemini backend pointed at the fake, with short timeouts and backoffs."""
+    return {
+        **settings_values,
+        "gemini_api_key": API_KEY,
+        "gemini_base_url": fake.url,
+        "gemini_api_version": "v1beta",
+        "text_model": "gemini-test-flash",
+        "image_model": "gemini-test-flash-image",
+        "model_timeout_s": 2.0,
+        "image_model_timeout_s": 2.0,
+        "model_max_attempts": 3,
+        "model_backoff_base_s": 0.01,
+        "model_backoff_max_s": 0.05,
+        "model_max_retry_delay_s": 5.0,
+    }
 
 
 @pytest.fixture
@@ -58,9 +56,9 @@ def backend(
 
 @pytest.fixture
 def photo() -> ImageBlob:
-    return ImageBlob((FIXTURES / "chelsea.png").read_bytes(), "image/png")
+    return ImageBlob(fixture_bytes("chelsea.png"), "image/png")
 
 
 @pytest.fixture
 def face() -> ImageBlob:
-    return ImageBlob((FIXTURES / "astronaut.png").read_bytes(), "image/png")
+    return ImageBlob(fixture_bytes("astronaut.png"), "image/png")

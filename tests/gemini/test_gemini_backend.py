@@ -20,8 +20,8 @@ from refract.core.results import CaptionResult, CommentsResult, SummaryResult, T
 from refract.core.settings import Settings
 from refract.gateway.gemini import GeminiBackend
 from refract.gateway.gemini_replies import retry_delay_s
-from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply
-from tests.gemini.support import API_KEY, SleepRecorder
+from tests.support.fakes.gemini import FakeGemini, RecordedRequest, Reply
+from tests.support.gemini import API_KEY, SleepRecorder
 
 URL = "https://www.youtube.com/watch?v=9bZkp7q19f0"
 TEXT_PATH = "/v1beta/models/gemini-test-flash:generateContent"

@@ -1,25 +1,21 @@
 """The integration layer: a real ``refract up`` (gunicorn + Celery worker + beat) against
-real Postgres and Redis, with the real google-genai SDK talking to a fake Gemini."""
+real Postgres and the run's own Redis, with the real google-genai SDK talking to a fake
+Gemini and a fake YouTube."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from tests.fakes.gemini import FakeGemini
-from tests.fakes.youtube import DEFAULT_KEY, FakeYouTube
-from tests.support.services import fresh_postgres_database, fresh_redis_database
+from tests.support.fakes.gemini import FakeGemini
+from tests.support.fakes.youtube import DEFAULT_KEY, FakeYouTube
+from tests.support.services import PostgresServer, RedisDb, RedisServer
 from tests.support.stack import RefractStack
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-FINAL = {"succeeded", "partial", "failed", "canceled"}
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +33,9 @@ def fake_youtube() -> Iterator[FakeYouTube]:
 
 
 @pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
+def database_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty Postgres database (``refract up`` migrates it)."""
-    with fresh_postgres_database("refract_it") as url:
+    with postgres_server.fresh_database("refract_it") as url:
         yield url
 
 
@@ -49,9 +45,10 @@ def stack(
     fake_gemini: FakeGemini,
     fake_youtube: FakeYouTube,
     database_url: str,
+    redis_server: RedisServer,
 ) -> Iterator[RefractStack]:
-    """``refract up`` with Gemini and YouTube pointed at the fakes."""
-    with fresh_redis_database(10) as redis_url:
+    """``refract up`` on the run's Redis, with Gemini and YouTube pointed at the fakes."""
+    with redis_server.fresh_database(RedisDb.STACK) as redis_url:
         workdir = tmp_path_factory.mktemp("stack")
         env = {
             "REFRACT_DATABASE_URL": database_url,
@@ -94,17 +91,6 @@ def db(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
-    """Poll the job until it is final and return it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in FINAL:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not final after {timeout_s}s: {job}")
-
-
 @pytest.fixture
 def submit_video(client: httpx.Client) -> Callable[..., dict[str, Any]]:
     """Submit a video job with an inline source and return the created job."""
@@ -112,15 +98,7 @@ def submit_video(client: httpx.Client) -> Callable[..., dict[str, Any]]:
     def submit(source: dict[str, Any], **fields: Any) -> dict[str, Any]:
         response = client.post("/api/v1/jobs", json={"kind": "video", "source": source, **fields})
         assert response.status_code == 202, response.text
-        return response.json()
+        job: dict[str, Any] = response.json()
+        return job
 
     return submit
-
-
-def feature_rows(db: Engine, job_id: str) -> dict[str, dict[str, Any]]:
-    """The feature_runs rows of a job, straight from Postgres."""
-    with db.connect() as conn:
-        rows = conn.execute(
-            text("SELECT * FROM feature_runs WHERE job_id = :id"), {"id": job_id}
-        ).mappings()
-        return {row["feature"]: dict(row) for row in rows}

@@ -15,36 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from launch.client import events as read_events
-from tests.fakes.gemini import FakeGemini, Reply
-from tests.integration.conftest import FIXTURES, feature_rows, wait_for_job
+from tests.support.bodies import make_source
+from tests.support.fakes.gemini import FakeGemini, Reply
+from tests.support.images import fixture_bytes
+from tests.support.stack import feature_rows, wait_for_job
 
 pytestmark = pytest.mark.integration
-
-
-def thumbnail_data_url() -> str:
-    """The coffee photo as a ``data:`` URL, like a client would inline it."""
-    data = (FIXTURES / "coffee.png").read_bytes()
-    return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
-def make_source(marker: str) -> dict[str, Any]:
-    """An inline video source whose transcript carries ``marker`` (only ``summary`` sees it)."""
-    return {
-        "title": "Brewing better coffee at home",
-        "description": "Three habits that change your morning cup.",
-        "transcript": [
-            {"start": 0.0, "text": f"Welcome back. Today we talk about coffee. {marker}"},
-            {"start": 42.5, "text": "First, grind your beans right before brewing."},
-            {"start": 95.0, "text": "Second, weigh the water; ratios matter more than gear."},
-            {"start": 160.0, "text": "Finally, keep your kettle just off the boil."},
-        ],
-        "comments": [
-            {"text": "This changed my mornings, thank you!", "author": "ana", "likes": 12},
-            {"text": "What grinder do you use?", "author": "kim", "likes": 4},
-            {"text": "Too long, skip to 1:35", "author": "lee", "likes": 1},
-        ],
-        "thumbnail": thumbnail_data_url(),
-    }
 
 
 def requests_containing(fake: FakeGemini, marker: str) -> list[Any]:
@@ -125,7 +101,7 @@ def test_event_stream_shows_each_feature_and_resumes(
 def test_photocard_job_makes_caption_portrait_and_card(
     client: httpx.Client, db: Engine, fake_gemini: FakeGemini
 ) -> None:
-    photo = (FIXTURES / "astronaut.png").read_bytes()
+    photo = fixture_bytes("astronaut.png")
     response = client.post(
         "/api/v1/jobs",
         data={"kind": "photocard", "prompt": "a space-themed poster"},
@@ -165,7 +141,7 @@ def test_photocard_job_makes_caption_portrait_and_card(
 
 
 def test_photo_without_a_face_skips_the_card(client: httpx.Client) -> None:
-    photo = (FIXTURES / "coffee.png").read_bytes()
+    photo = fixture_bytes("coffee.png")
     response = client.post(
         "/api/v1/jobs",
         data={"kind": "photocard"},
@@ -292,7 +268,7 @@ def test_a_tiny_image_from_the_model_is_still_its_answer(
     response = client.post(
         "/api/v1/jobs",
         data={"kind": "photocard", "features": "caption,stylize"},
-        files={"photo": ("me.png", (FIXTURES / "astronaut.png").read_bytes(), "image/png")},
+        files={"photo": ("me.png", fixture_bytes("astronaut.png"), "image/png")},
     )
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json()["id"])

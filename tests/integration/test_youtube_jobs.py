@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.fakes.gemini import FakeGemini
-from tests.fakes.youtube import FakeComment, FakeYouTube, make_comments
-from tests.integration.conftest import feature_rows, wait_for_job
+from tests.support.fakes.gemini import FakeGemini
+from tests.support.fakes.youtube import FakeComment, FakeYouTube, make_comments
+from tests.support.stack import feature_rows, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -217,7 +217,7 @@ def test_stored_results_name_the_prompt_version(
     youtube.add_video("promptver01", comments=make_comments(3))
     job = wait_for_job(client, submit_url(client, "https://youtu.be/promptver01")["id"])
     with db.connect() as conn:
-        versions = dict(
+        versions: dict[str, str] = dict(
             conn.execute(
                 text("SELECT feature, prompt_version FROM feature_runs WHERE job_id = :id"),
                 {"id": job["id"]},

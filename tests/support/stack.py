@@ -1,4 +1,5 @@
-"""A real Refract stack (``refract up``: gunicorn API, Celery worker, beat) for tests."""
+"""A real Refract stack (``refract up``: gunicorn API, Celery worker, beat) for tests, and
+how tests watch the jobs it runs."""
 
 from __future__ import annotations
 
@@ -11,44 +12,60 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from tests.support.services import free_port
 
+FINAL = {"succeeded", "partial", "failed", "canceled"}
+# What configures Refract, Gemini or YouTube: a stack is given it only by the test.
+CONFIG_VARIABLES = ("REFRACT_", "GEMINI_", "GOOGLE_API_KEY", "YOUTUBE_API_KEY")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any Refract, Gemini or YouTube configuration."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_VARIABLES)}
+
 
 class RefractStack:
-    """``refract up`` in a child process, with its own environment and log file."""
+    """``refract up`` in a child process, with its own environment and log file.
+
+    The stack's configuration is ``env`` and nothing else: Refract variables set in the
+    shell that runs the tests (a developer's ``REFRACT_BROKER_URL``, say) do not leak in.
+    """
 
     def __init__(self, env: dict[str, str], workdir: Path, *, extra_args: list[str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log_path = workdir / "refract-up.log"
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.env = {**clean_environ(), **env, "PYTHONUNBUFFERED": "1"}
         self.args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> RefractStack:
         """Start the stack and wait until the API is ready and a worker answers."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "launch.cli",
-                "up",
-                "--port",
-                str(self.port),
-                "--state-dir",
-                str(self.workdir / "state"),
-                *self.args,
-            ],
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child writes to its own copy of the descriptor; ours is closed at once.
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "launch.cli",
+                    "up",
+                    "--port",
+                    str(self.port),
+                    "--state-dir",
+                    str(self.workdir / "state"),
+                    *self.args,
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -92,3 +109,24 @@ class RefractStack:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    """Poll the job until it is final and return it."""
+    deadline = time.monotonic() + timeout_s
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in FINAL:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not final after {timeout_s}s: {job}")
+
+
+def feature_rows(db: Engine, job_id: str) -> dict[str, dict[str, Any]]:
+    """The feature_runs rows of a job, straight from the database."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT * FROM feature_runs WHERE job_id = :id"), {"id": job_id}
+        ).mappings()
+        return {row["feature"]: dict(row) for row in rows}

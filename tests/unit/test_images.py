@@ -24,7 +24,6 @@ from refract.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from refract.imaging import uploads as images
 from refract.imaging.uploads import NOT_A_DATA_URL, CleanImage, decode_data_url, sanitize_image
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -444,6 +443,6 @@ def test_data_url_size_is_checked_before_decoding(monkeypatch: pytest.MonkeyPatc
     def refuse(*args: object, **kwargs: object) -> bytes:
         raise AssertionError("payload was decoded")
 
-    monkeypatch.setattr(images.base64, "b64decode", refuse)
+    monkeypatch.setattr("refract.imaging.uploads.base64.b64decode", refuse)
     with pytest.raises(PayloadTooLarge):
         decode(value, max_bytes=len(raw) - 1)

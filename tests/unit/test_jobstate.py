@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from celery import Celery
-from celery.canvas import Signature, _chord, group
+from celery.canvas import Signature, chord, group
 
 from refract.core.models import FeatureRun
 from refract.jobs.dispatch import build_canvas
@@ -63,7 +63,7 @@ def test_video_features_are_a_group(app: Celery) -> None:
 def test_photocard_is_a_chord_with_card_as_callback(app: Celery) -> None:
     job_id = uuid.uuid4()
     canvas = build_canvas(app, job_id, ["caption", "stylize", "card"])
-    assert isinstance(canvas, _chord)
+    assert isinstance(canvas, chord)
     assert [t.task for t in canvas.tasks] == ["refract.image.caption", "refract.image.stylize"]
     body = canvas.body
     assert isinstance(body, Signature) and body.task == "refract.image.card"
@@ -77,4 +77,5 @@ def test_photocard_subset_without_card_is_a_group(app: Celery) -> None:
 
 def test_card_alone_when_inputs_are_done(app: Celery) -> None:
     canvas = build_canvas(app, uuid.uuid4(), ["card"])
+    assert isinstance(canvas, group)
     assert [t.task for t in canvas.tasks] == ["refract.image.card"]

@@ -1,8 +1,7 @@
-"""The shared RPM limiter against a real Redis (fakeredis has no Lua without lupa)."""
+"""The shared RPM limiter against the run's real Redis (fakeredis has no Lua without lupa)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,8 +11,6 @@ import redis
 
 from refract.core.errors import RetryableModelError
 from refract.gateway.limiter import RedisRateLimiter
-
-REDIS_URL = os.environ.get("REFRACT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class FakeClock:
@@ -32,27 +29,22 @@ class FakeClock:
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(REDIS_URL)
-    conn.ping()
-    yield conn
-    conn.close()
+def client(redis_url: str) -> Iterator[redis.Redis[str]]:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as conn:
+        yield conn
 
 
 @pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    value = f"test:ratelimit:{uuid.uuid4().hex}"
-    yield value
-    for key in client.scan_iter(f"{value}:*"):
-        client.delete(key)
+def prefix() -> str:
+    return f"test:ratelimit:{uuid.uuid4().hex}"
 
 
-def limiter(client: redis.Redis, prefix: str, rpm: int, clock: FakeClock) -> RedisRateLimiter:
+def limiter(client: redis.Redis[str], prefix: str, rpm: int, clock: FakeClock) -> RedisRateLimiter:
     return RedisRateLimiter(client, rpm, key_prefix=prefix, sleep=clock.sleep, clock=clock)
 
 
 def test_admits_rpm_calls_then_waits_for_the_oldest_to_leave_the_window(
-    client: redis.Redis, prefix: str
+    client: redis.Redis[str], prefix: str
 ) -> None:
     clock = FakeClock()
     lim = limiter(client, prefix, 3, clock)
@@ -68,7 +60,7 @@ def test_admits_rpm_calls_then_waits_for_the_oldest_to_leave_the_window(
 
 
 def test_raises_rate_limited_with_retry_after_when_no_slot_in_time(
-    client: redis.Redis, prefix: str
+    client: redis.Redis[str], prefix: str
 ) -> None:
     clock = FakeClock()
     lim = limiter(client, prefix, 2, clock)
@@ -83,7 +75,7 @@ def test_raises_rate_limited_with_retry_after_when_no_slot_in_time(
     assert client.zcard(lim.key("m")) == 2  # a refused call takes no slot
 
 
-def test_models_have_separate_windows(client: redis.Redis, prefix: str) -> None:
+def test_models_have_separate_windows(client: redis.Redis[str], prefix: str) -> None:
     clock = FakeClock()
     lim = limiter(client, prefix, 1, clock)
     lim.acquire("text-model", timeout_s=0)
@@ -92,7 +84,7 @@ def test_models_have_separate_windows(client: redis.Redis, prefix: str) -> None:
         lim.acquire("text-model", timeout_s=0)
 
 
-def test_zero_rpm_is_unlimited_and_touches_nothing(client: redis.Redis, prefix: str) -> None:
+def test_zero_rpm_is_unlimited_and_touches_nothing(client: redis.Redis[str], prefix: str) -> None:
     clock = FakeClock()
     lim = limiter(client, prefix, 0, clock)
     for _ in range(50):
@@ -100,21 +92,21 @@ def test_zero_rpm_is_unlimited_and_touches_nothing(client: redis.Redis, prefix: 
     assert not client.exists(lim.key("m"))
 
 
-def test_window_key_expires(client: redis.Redis, prefix: str) -> None:
+def test_window_key_expires(client: redis.Redis[str], prefix: str) -> None:
     lim = RedisRateLimiter(client, 5, key_prefix=prefix)
     lim.acquire("m", timeout_s=0)
     ttl_ms = client.pttl(lim.key("m"))
     assert 0 < ttl_ms <= 60_000
 
 
-def test_limit_holds_across_concurrent_limiters(client: redis.Redis, prefix: str) -> None:
+def test_limit_holds_across_concurrent_limiters(redis_url: str, prefix: str) -> None:
     # Many workers (separate limiter objects and connections) race for 10 slots.
     admitted: list[int] = []
     refused: list[int] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
-        conn = redis.Redis.from_url(REDIS_URL)
+        conn = redis.Redis.from_url(redis_url, decode_responses=True)
         try:
             RedisRateLimiter(conn, 10, key_prefix=prefix).acquire("m", timeout_s=0)
             outcome = admitted

@@ -1,4 +1,4 @@
-"""The Redis cache in front of YouTube (real Redis, db 9): one fetch per video and kind."""
+"""The Redis cache in front of YouTube (the run's real Redis): one fetch per video and kind."""
 
 from __future__ import annotations
 
@@ -16,22 +16,22 @@ from refract.core.errors import FeatureError
 from refract.core.material import TranscriptLine
 from refract.core.settings import Settings
 from refract.youtube.cache import YouTubeMaterial, quota_day
-from tests.fakes.youtube import FakeYouTube, make_comments
-from tests.support.services import REDIS_BASE_URL, free_port
-from tests.youtube.conftest import REDIS_DB, VIDEO, TranscriptCalls
+from tests.support.fakes.youtube import FakeYouTube, make_comments
+from tests.support.services import free_port
+from tests.support.youtube import VIDEO, TranscriptCalls
 
 MaterialFactory = Callable[..., YouTubeMaterial]
 
 
 @pytest.fixture
 def material(
-    make_settings: Callable[..., Settings], redis_client: redis.Redis
+    make_settings: Callable[..., Settings], redis_client: redis.Redis[str]
 ) -> Iterator[MaterialFactory]:
     """Build YouTubeMaterial objects (one per simulated worker); all closed afterwards."""
     with ExitStack() as stack:
 
         def build(
-            client: redis.Redis | None = redis_client, **overrides: object
+            client: redis.Redis[str] | None = redis_client, **overrides: object
         ) -> YouTubeMaterial:
             return stack.enter_context(YouTubeMaterial(make_settings(**overrides), client))
 
@@ -45,7 +45,7 @@ def code_of(call: Callable[[], object]) -> str:
 
 
 def test_metadata_is_fetched_once(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, title="Cached title")
     first = material().metadata(VIDEO)
@@ -57,7 +57,7 @@ def test_metadata_is_fetched_once(
 
 
 def test_comments_are_fetched_once_and_quota_is_counted(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, comments=make_comments(250))
     youtube = material()
@@ -73,12 +73,12 @@ def test_comments_are_fetched_once_and_quota_is_counted(
 
 
 def test_thumbnail_bytes_survive_the_cache(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str], redis_url: str
 ) -> None:
     fake.add_video(VIDEO, thumbnails=("sddefault",))
     first = material().thumbnail(VIDEO)
     # A client without decode_responses reads the same entry as bytes.
-    raw_client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{REDIS_DB}")
+    raw_client = redis.Redis.from_url(redis_url)
     try:
         second = material(client=raw_client).thumbnail(VIDEO)
     finally:
@@ -107,7 +107,7 @@ def test_concurrent_jobs_share_one_fetch(fake: FakeYouTube, material: MaterialFa
 
 
 def test_waiters_share_a_transient_failure_but_it_is_not_cached(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO)
     fake.server_error = 503
@@ -131,7 +131,7 @@ def test_waiters_share_a_transient_failure_but_it_is_not_cached(
 
 
 def test_a_permanent_error_is_cached_briefly(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, comments_disabled=True)
     youtube = material()
@@ -153,7 +153,7 @@ def test_a_permanent_error_is_cached_briefly(
 def test_transient_and_config_errors_are_not_cached(
     fake: FakeYouTube,
     material: MaterialFactory,
-    redis_client: redis.Redis,
+    redis_client: redis.Redis[str],
     setup: Callable[[FakeYouTube], object],
 ) -> None:
     fake.add_video(VIDEO, comments=["hi"])
@@ -166,7 +166,7 @@ def test_transient_and_config_errors_are_not_cached(
 
 
 def test_ttl_zero_disables_the_cache(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, comments_disabled=True)
     youtube = material(youtube_cache_ttl_s=0)
@@ -179,7 +179,7 @@ def test_ttl_zero_disables_the_cache(
 
 
 def test_a_dead_lock_holder_does_not_block_for_long(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, title="After the lock expired")
     # A worker that took the lock and died: its lock expires on its own.
@@ -207,7 +207,7 @@ def test_redis_down_means_fetching_directly(fake: FakeYouTube, material: Materia
 def test_transcripts_are_cached_and_a_missing_one_briefly(
     fake: FakeYouTube,
     material: MaterialFactory,
-    redis_client: redis.Redis,
+    redis_client: redis.Redis[str],
     transcripts: TranscriptCalls,
 ) -> None:
     youtube = material()
@@ -225,7 +225,7 @@ def test_transcripts_are_cached_and_a_missing_one_briefly(
 
 
 def test_an_unreadable_entry_is_fetched_over(
-    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis
+    fake: FakeYouTube, material: MaterialFactory, redis_client: redis.Redis[str]
 ) -> None:
     fake.add_video(VIDEO, title="Fresh")
     key = f"refract:yt:{VIDEO}:metadata"

@@ -14,9 +14,9 @@ from refract.core.material import Comment, TranscriptLine
 from refract.core.settings import Settings
 from refract.youtube.cache import YouTubeMaterial
 from refract.youtube.client import YouTubeClient, fetch_transcript, parse_iso_duration
-from tests.fakes.youtube import DEFAULT_KEY, FakeComment, FakeYouTube, make_comments
+from tests.support.fakes.youtube import DEFAULT_KEY, FakeComment, FakeYouTube, make_comments
 from tests.support.services import free_port
-from tests.youtube.conftest import OTHER, VIDEO, TranscriptCalls
+from tests.support.youtube import OTHER, VIDEO, TranscriptCalls
 
 
 def failure(call: Callable[[], object]) -> FeatureError:
@@ -98,10 +98,10 @@ def test_data_api_unknown_and_private_videos_are_unavailable(
 
 
 def test_metadata_from_oembed_without_a_key(
-    fake: FakeYouTube, make_settings: Callable[..., Settings]
+    fake: FakeYouTube, make_client: Callable[..., YouTubeClient]
 ) -> None:
     fake.add_video(VIDEO, title="Title from oEmbed", channel="The Channel")
-    youtube = YouTubeClient(make_settings(youtube_api_key=None))
+    youtube = make_client(youtube_api_key=None)
     meta = youtube.fetch_metadata(VIDEO)
     assert (meta.title, meta.channel, meta.source) == ("Title from oEmbed", "The Channel", "oembed")
     assert meta.duration_s is None and meta.view_count is None and meta.quota_units == 0
@@ -114,11 +114,11 @@ def test_metadata_from_oembed_without_a_key(
     ("private", "code"), [(True, "video_private"), (False, "video_unavailable")]
 )
 def test_oembed_failures(
-    fake: FakeYouTube, make_settings: Callable[..., Settings], private: bool, code: str
+    fake: FakeYouTube, make_client: Callable[..., YouTubeClient], private: bool, code: str
 ) -> None:
     if private:
         fake.add_video(VIDEO, private=True)
-    youtube = YouTubeClient(make_settings(youtube_api_key=None))
+    youtube = make_client(youtube_api_key=None)
     assert failure(lambda: youtube.fetch_metadata(VIDEO)).code == code
 
 
@@ -179,10 +179,10 @@ def test_comment_fields_and_plain_text(fake: FakeYouTube, client: YouTubeClient)
 
 
 def test_the_limit_is_capped_by_settings(
-    fake: FakeYouTube, make_settings: Callable[..., Settings]
+    fake: FakeYouTube, make_client: Callable[..., YouTubeClient]
 ) -> None:
     fake.add_video(VIDEO, comments=make_comments(50))
-    youtube = YouTubeClient(make_settings(youtube_max_comments=15))
+    youtube = make_client(youtube_max_comments=15)
     result = youtube.fetch_comments(VIDEO, 1000)
     assert len(result.comments) == 15
     assert fake.requests[0].query["maxResults"] == "15"
@@ -237,22 +237,20 @@ def test_invalid_key_error_carries_the_reason(fake: FakeYouTube, client: YouTube
     assert error.details == {"http_status": 400, "reason": "keyInvalid", "quota_units": 1}
 
 
-def test_comments_need_a_key(fake: FakeYouTube, make_settings: Callable[..., Settings]) -> None:
+def test_comments_need_a_key(fake: FakeYouTube, make_client: Callable[..., YouTubeClient]) -> None:
     fake.add_video(VIDEO, comments=["hello"])
-    youtube = YouTubeClient(make_settings(youtube_api_key=None))
+    youtube = make_client(youtube_api_key=None)
     error = failure(lambda: youtube.fetch_comments(VIDEO, 10))
     assert error.code == "youtube_key_missing"
     assert "YOUTUBE_API_KEY" in error.message
     assert fake.requests == []
 
 
-def test_nothing_listening_is_unreachable(make_settings: Callable[..., Settings]) -> None:
+def test_nothing_listening_is_unreachable(make_client: Callable[..., YouTubeClient]) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    youtube = YouTubeClient(
-        make_settings(
-            youtube_api_url=dead + "/youtube/v3",
-            youtube_thumbnail_url=dead + "/vi",
-        )
+    youtube = make_client(
+        youtube_api_url=dead + "/youtube/v3",
+        youtube_thumbnail_url=dead + "/vi",
     )
     assert failure(lambda: youtube.fetch_comments(VIDEO, 10)).code == "youtube_unreachable"
     assert failure(lambda: youtube.fetch_metadata(VIDEO)).code == "youtube_unreachable"
@@ -260,11 +258,11 @@ def test_nothing_listening_is_unreachable(make_settings: Callable[..., Settings]
 
 
 def test_a_slow_youtube_times_out(
-    fake: FakeYouTube, make_settings: Callable[..., Settings]
+    fake: FakeYouTube, make_client: Callable[..., YouTubeClient]
 ) -> None:
     fake.add_video(VIDEO)
     fake.delay_s = 0.6
-    youtube = YouTubeClient(make_settings(youtube_timeout_s=0.2))
+    youtube = make_client(youtube_timeout_s=0.2)
     error = failure(lambda: youtube.fetch_metadata(VIDEO))
     assert error.code == "youtube_unreachable"
     assert "timed out" in error.message

@@ -6,9 +6,19 @@ fake) and a name; it gets start/stop, a context manager and its base URL.
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (closing a response it did not read) is not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeServer:
@@ -18,7 +28,7 @@ class FakeServer:
     name: ClassVar[str] = "fake-server"
 
     def __init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         # Set while stopping, so handlers that sleep (hangs, delays) end at once.
         self._stopping = threading.Event()
 
@@ -27,8 +37,7 @@ class FakeServer:
         owner = self
         handler: Any = type("Handler", (self.handler,), {"owner": owner})
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.02},  # stop() waits for one poll

@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.fakes.server import FakeServer
+from tests.support.fakes.server import FakeServer
 
 _PATH = re.compile(r"^/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):generateContent$")
 
@@ -442,7 +442,7 @@ FakeGemini.handler = _Handler
 
 
 def main() -> None:
-    """Serve a fake Gemini until interrupted: ``python -m tests.fakes.gemini``."""
+    """Serve a fake Gemini until interrupted: ``python -m tests.support.fakes.gemini``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="A fake Gemini on 127.0.0.1, for manual runs.")

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from tests.fakes.server import FakeServer
+from tests.support.fakes.server import FakeServer
 
 THUMBNAIL_SIZES = {
     "maxresdefault": (1280, 720),

@@ -1,10 +1,7 @@
-"""Shared helpers for the Gemini backend tests."""
+"""What the Gemini backend tests share besides the fake server: its key, a sleep recorder."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 API_KEY = "test-gemini-key"
 
 

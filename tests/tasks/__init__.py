@@ -1,0 +1,1 @@
+"""The task layer: the runner and the reconciler, in-process."""
