@@ -15,9 +15,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from refract.jobs.catalog import FINAL_JOB_STATUSES
 from tests.support.services import free_port
 
-FINAL = {"succeeded", "partial", "failed", "canceled"}
 # What configures Refract, Gemini or YouTube: a stack is given it only by the test.
 CONFIG_VARIABLES = ("REFRACT_", "GEMINI_", "GOOGLE_API_KEY", "YOUTUBE_API_KEY")
 
@@ -117,7 +117,7 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> di
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
         job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in FINAL:
+        if job["status"] in FINAL_JOB_STATUSES:
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} not final after {timeout_s}s: {job}")
