@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,3 +104,12 @@ def dispose_after_fork() -> None:
     """Drop connections inherited from the parent without closing the parent's sockets."""
     if _engine is not None:
         _engine.dispose(close=False)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or dropped the connection
+    (a restart, a network cut), as opposed to a bug or a constraint: worth a retry later,
+    and a 503 to an API client."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -135,6 +135,8 @@ class FeatureRun(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    # Names the log lines of an unexpected failure; the public error carries only this.
+    error_ref: Mapped[str | None] = mapped_column(String(32), default=None)
     backend: Mapped[str | None] = mapped_column(String(32), default=None)
     model: Mapped[str | None] = mapped_column(String(128), default=None)
     prompt_version: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -142,6 +144,9 @@ class FeatureRun(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Refreshed every few seconds by the run that claimed the feature while it works; a
+    # running feature whose heartbeat stopped has lost its worker.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -9,10 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite:///var/refract.db"
+# Image calls are slower than text calls; card runs after caption and stylize.
+DEFAULT_DEADLINES_S = {
+    "summary": 180.0,
+    "comments": 180.0,
+    "thumbnail": 120.0,
+    "caption": 120.0,
+    "stylize": 300.0,
+    "card": 300.0,
+}
 
 
 class Settings(BaseSettings):
@@ -71,31 +80,71 @@ class Settings(BaseSettings):
 
     # --- the workers ---------------------------------------------------------------
     worker_concurrency: int = Field(default=8, ge=1)
-    # Must stay above the longest task (retries included): Redis redelivers after it.
-    visibility_timeout_s: int = Field(default=3600, ge=60)
-    # A feature `running` in a task whose claim is older than this is taken to be lost
-    # (its worker died) and may be claimed again by another copy of the task.
-    claim_stale_after_s: int = Field(default=900, ge=30)
+    # Redis hands an unacknowledged message to another worker after this. Lost work is
+    # found by heartbeats within seconds (below), so this is only the backstop for a
+    # message a dead worker had reserved but not started; it stays above the longest
+    # feature deadline so that a task still working is not handed out again for nothing
+    # (a copy would find the feature's heartbeat alive and do nothing).
+    visibility_timeout_s: int = Field(default=600, ge=60)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     # A job or feature still `queued` this long after it was enqueued is enqueued again.
     requeue_after_s: float = Field(default=120.0, gt=0)
     event_stream_maxlen: int = Field(default=1000, ge=10)
+
+    # --- liveness and bounds (docs/failure-model.md) ----------------------------------
+    # A running feature refreshes its heartbeat this often; one whose heartbeat is older
+    # than the timeout is taken to be lost (its worker died) and is sent again. One whose
+    # heartbeat is alive is never run twice, however slow.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    # Claims of a feature without an outcome (each one a worker lost mid-run) before it
+    # fails with `attempts_exhausted` and the job moves on.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    # Per feature: limiter waits, retries and calls must end within this many seconds,
+    # or the feature fails with `deadline_exceeded`. A JSON object in the environment
+    # changes the features it names; the others keep DEFAULT_DEADLINES_S.
+    feature_deadlines_s: dict[str, float] = Field(default_factory=lambda: {})
+    default_deadline_s: float = Field(default=180.0, gt=0)
+    # How long a finished feature keeps trying to store its (paid) result through
+    # database errors before giving up and leaving the feature to be run again.
+    store_retry_s: float = Field(default=60.0, ge=0)
     snapshot_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
     # --- logging -------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = False
 
+    @field_validator("feature_deadlines_s", mode="after")
+    @classmethod
+    def _with_default_deadlines(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**DEFAULT_DEADLINES_S, **value}
+
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
         if self.model_backend == "gemini" and self.gemini_api_key is None:
             raise ValueError("REFRACT_MODEL_BACKEND=gemini needs GEMINI_API_KEY or GOOGLE_API_KEY")
-        if self.visibility_timeout_s <= self.claim_stale_after_s:
-            # Redis would hand a still-running task to a second worker.
+        if self.heartbeat_timeout_s < 2 * self.heartbeat_interval_s:
+            # One late refresh must not make a live feature look lost.
             raise ValueError(
-                "REFRACT_VISIBILITY_TIMEOUT_S must be above REFRACT_CLAIM_STALE_AFTER_S"
+                "REFRACT_HEARTBEAT_TIMEOUT_S must be at least twice REFRACT_HEARTBEAT_INTERVAL_S"
+            )
+        if any(s <= 0 for s in self.feature_deadlines_s.values()):
+            raise ValueError("REFRACT_FEATURE_DEADLINES_S must give positive seconds")
+        if self.visibility_timeout_s <= self.longest_deadline_s:
+            # Redis would hand every task still within its deadline to another worker.
+            raise ValueError(
+                "REFRACT_VISIBILITY_TIMEOUT_S must be above the longest feature deadline"
             )
         return self
+
+    def deadline_s(self, feature: str) -> float:
+        """How long ``feature`` may take, limiter waits and retries included."""
+        return self.feature_deadlines_s.get(feature, self.default_deadline_s)
+
+    @property
+    def longest_deadline_s(self) -> float:
+        """The longest deadline any feature has."""
+        return max([self.default_deadline_s, *self.feature_deadlines_s.values()])
 
     @property
     def backend(self) -> Literal["gemini", "local"]:

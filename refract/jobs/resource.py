@@ -27,6 +27,10 @@ class FeatureError(BaseModel):
 
     code: str = Field(examples=["safety_block"])
     message: str
+    reference: str | None = Field(
+        default=None,
+        description="For an unexpected failure: quote it to the operators, it names the logs.",
+    )
 
 
 class Usage(BaseModel):
@@ -129,7 +133,9 @@ def feature_resource(run: FeatureRun) -> FeatureResource:
     """One entry of the job resource's ``features``."""
     error = None
     if run.error_code:
-        error = FeatureError(code=run.error_code, message=run.error_message or "")
+        error = FeatureError(
+            code=run.error_code, message=run.error_message or "", reference=run.error_ref
+        )
     usage = None
     if run.input_tokens is not None or run.output_tokens is not None:
         usage = Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens)

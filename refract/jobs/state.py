@@ -63,6 +63,8 @@ def feature_event(job_id: str, run: FeatureRun, **extra: Any) -> Event:
     }
     if run.error_code:
         data["error"] = {"code": run.error_code, "message": run.error_message or ""}
+        if run.error_ref:
+            data["error"]["reference"] = run.error_ref
     data.update(extra)
     return Event("feature", data)
 
