@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             redis_client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s
         ),
         store=MediaStore(settings.media_dir),
-        celery=create_celery_app(settings),
+        celery=create_celery_app(settings, send_only=True),
     )
     db.init_app(app)
     errors.init_app(app)

@@ -2,24 +2,42 @@
 
 Refract's own :class:`~refract.core.errors.ProblemError` carries its status, detail, field
 errors and ``Retry-After``; Werkzeug's HTTP exceptions (unknown route, wrong method, a
-body over ``MAX_CONTENT_LENGTH``, unparsable multipart) are mapped to the same shape;
-anything else is a bug, logged with its traceback and answered with a bare 500.
+body over ``MAX_CONTENT_LENGTH``, unparsable multipart) are mapped to the same shape.
+A dependency that is down (the database, Redis, the broker) is a ``503`` with
+``Retry-After``, whichever view ran into it: views only raise, the mapping is here.
+Anything else is a bug, logged with its traceback and answered with a generic 500.
+
+Every problem document carries a ``reference``, the request's id (also sent as
+``X-Request-ID``), and every 5xx one a stable ``code``. The text of the exception behind
+a 5xx is never sent: it is in the log lines that carry the same reference.
 """
 
 from __future__ import annotations
 
+import uuid
 from http import HTTPStatus
 from typing import Any
 
+import redis.exceptions
 import structlog
 from flask import Flask, Response, current_app, json, request
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from refract.core.errors import ProblemError
+from refract.core.db import database_unavailable
+from refract.core.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    ProblemError,
+    RedisUnavailable,
+    ServiceUnavailable,
+)
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+INTERNAL_ERROR_DETAIL = "an unexpected error occurred; quote the reference"
 
 # Werkzeug's default descriptions talk about "the browser"; these are for API clients.
 _DETAILS = {
@@ -30,19 +48,41 @@ _DETAILS = {
     415: "unsupported media type",
 }
 
+# Redis errors that mean "not reachable now", not a bug in how it is used.
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def request_reference() -> str:
+    """The current request's id (bound by ``api/__init__.py``), bound now if it is not."""
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    if bound:
+        return str(bound)
+    # The error came before the request id was bound; bind one so that the log lines
+    # and the X-Request-ID header carry the reference the client is given.
+    reference = uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=reference)
+    return reference
+
 
 def problem_response(
     status: int,
     title: str,
     detail: str,
     *,
+    code: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> Response:
-    """A problem+json response."""
+    """A problem+json response, with the request's ``reference`` (and ``code``, which a
+    5xx must have)."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
+    if code is None and status >= 500:
+        code = "internal_error"
+    if code is not None:
+        body["code"] = code
+    body["reference"] = request_reference()
     if errors:
         body["errors"] = errors
     body.update(extensions or {})
@@ -53,33 +93,74 @@ def problem_response(
     return response
 
 
+def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 that ``exc`` means if it (or what it was raised from) is a dependency
+    being down, else ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SQLAlchemyError) and database_unavailable(current):
+            return DatabaseUnavailable()
+        if isinstance(current, _REDIS_DOWN):
+            return RedisUnavailable()
+        if isinstance(current, BrokerOperationalError):
+            return BrokerUnavailable()
+        current = current.__cause__
+    return None
+
+
 def handle_error(exc: Exception) -> Response | HTTPException:
     """Render any exception a view raised as problem+json."""
     if isinstance(exc, ProblemError):
         return _from_problem(exc)
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
+    reference = request_reference()
+    unavailable = dependency_unavailable(exc)
+    if unavailable is not None:
+        # Expected in an outage and repeated by every request: the error, no traceback.
+        log.warning(
+            "dependency_unavailable",
+            code=unavailable.code,
+            reference=reference,
+            method=request.method,
+            path=request.path,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return _from_problem(unavailable, logged=True)
     log.error(
         "unhandled_error",
+        reference=reference,
         method=request.method,
         path=request.path,
         error=f"{type(exc).__name__}: {exc}",
         exc_info=exc,
     )
-    return problem_response(500, "Internal Server Error", "an unexpected error occurred")
+    return problem_response(
+        500, "Internal Server Error", INTERNAL_ERROR_DETAIL, code="internal_error"
+    )
 
 
-def _from_problem(exc: ProblemError) -> Response:
+def _from_problem(exc: ProblemError, *, logged: bool = False) -> Response:
     headers = dict(exc.headers)
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    if exc.status >= 500:
-        log.warning("problem", status=exc.status, detail=exc.detail, path=request.path)
     body = exc.body()
+    if exc.status >= 500 and not logged:
+        log.warning(
+            "problem",
+            status=exc.status,
+            code=body.get("code"),
+            detail=exc.detail,
+            reference=request_reference(),
+            path=request.path,
+        )
     return problem_response(
         exc.status,
         body["title"],
         body["detail"],
+        code=body.get("code"),
         errors=body.get("errors"),
         headers=headers,
         extensions=getattr(exc, "extensions", None),
@@ -107,7 +188,21 @@ def _from_http_exception(exc: HTTPException) -> Response | HTTPException:
         detail = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     # Keep protocol headers such as Allow (405) but not Werkzeug's HTML content type.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return problem_response(status, title, detail, headers=headers)
+    code = None
+    if status >= 500:
+        # A Werkzeug 5xx may wrap anything: its text goes to the log, not to the client.
+        log.error(
+            "http_error",
+            status=status,
+            reference=request_reference(),
+            path=request.path,
+            error=f"{type(exc).__name__}: {exc.description}",
+        )
+        code = "service_unavailable" if status == 503 else "internal_error"
+        detail = ServiceUnavailable.default_detail if status == 503 else INTERNAL_ERROR_DETAIL
+        if status == 503:
+            headers.setdefault("Retry-After", str(ServiceUnavailable.default_retry_after))
+    return problem_response(status, title, detail, code=code, headers=headers)
 
 
 def init_app(app: Flask) -> None:

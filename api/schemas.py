@@ -262,12 +262,32 @@ class ProblemField(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document (`application/problem+json`)."""
+    """An RFC 9457 problem document (`application/problem+json`).
+
+    A 5xx never carries the text of the error behind it: quote its `reference` to the
+    operators, it names the server's log lines of the request.
+    """
 
     type: str = "about:blank"
     title: str
     status: int
-    detail: str
+    detail: str = Field(description="What went wrong, for a human.")
+    code: str | None = Field(
+        default=None,
+        description=(
+            "A stable, machine-readable code; always present on a 5xx: `internal_error`, "
+            "`service_unavailable`, `database_unavailable`, `redis_unavailable`, "
+            "`broker_unavailable`, `not_ready`."
+        ),
+        examples=["database_unavailable"],
+    )
+    reference: str = Field(
+        description=(
+            "The request's id, also sent as the `X-Request-ID` header: quote it when "
+            "reporting a problem."
+        ),
+        examples=["3b8e5f0c9d2a4e7f8a1b6c0d2e4f6a8b"],
+    )
     errors: list[ProblemField] | None = None
 
 
@@ -281,7 +301,10 @@ class ReadinessCheck(BaseModel):
     """One dependency's state."""
 
     ok: bool
-    error: str | None = None
+    error: Literal["unreachable", "timed out", "failed"] | None = Field(
+        default=None,
+        description="Why the check failed, in general terms (the details are in the log).",
+    )
 
 
 class Readiness(BaseModel):

@@ -2,13 +2,14 @@
 
 With no Redis URL configured, an embedded redis-server is started first; the API
 (gunicorn), a Celery worker and beat then run as child processes with the same settings,
-so the embedded default takes exactly the production code path. Stopping sends SIGTERM to
-every child's process group and waits, so no process or port is left behind.
+so the embedded default takes exactly the production code path. The children are
+supervised (:mod:`launch.supervisor`): one that exits is started again, with exponential
+backoff. Stopping sends SIGTERM to every child's process group and waits, then stops the
+embedded Redis, so no process or port is left behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -16,11 +17,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 from launch.embedded import EmbeddedRedis
+from launch.supervisor import Backoff, Supervisor
 from refract.core.settings import Settings
 from refract.jobs.catalog import ALL_QUEUES
 
@@ -37,7 +39,22 @@ def redact(url: str) -> str:
 
 @dataclass
 class LocalStack:
-    """The API, a worker and beat as children, plus an embedded Redis when needed."""
+    """The API, a worker and beat as supervised children, plus an embedded Redis if needed.
+
+    Startup fails fast: :meth:`start` raises if a child cannot be started and
+    :meth:`wait_ready` if one exits before the stack is ready. From then on
+    :meth:`run_until_signalled` supervises: a child that exits, for whatever reason
+    (SIGKILL included), is started again after 1 s, doubling up to 30 s while it keeps
+    failing (:class:`launch.supervisor.Backoff`), until Ctrl-C or SIGTERM stops every
+    child, then the embedded Redis.
+
+    The children's current pids: :meth:`pids` in-process; from outside, the supervisor's
+    ``child_started`` events (``name=worker pid=N``; also ``child_exited``,
+    ``child_restarted``), logged through structlog to ``refract up``'s stderr (text or
+    JSON as configured) and, when ``quiet``, printed as ``refract: child_started
+    name=worker pid=N restarts=0`` lines into ``state_dir/stack.log`` beside the
+    children's own output. The latest ``child_started`` line for a name is its live pid.
+    """
 
     settings: Settings
     host: str = "127.0.0.1"
@@ -46,9 +63,11 @@ class LocalStack:
     concurrency: int | None = None
     state_dir: Path = Path("var")
     quiet: bool = False
+    backoff: Backoff = field(default_factory=Backoff)
     redis: EmbeddedRedis | None = None
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
     env: dict[str, str] = field(default_factory=dict)
+    _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def api_url(self) -> str:
@@ -87,14 +106,25 @@ class LocalStack:
         output: dict[str, Any] = {}
         if self.quiet:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            output = {
-                "stdout": (self.state_dir / "stack.log").open("ab"),
-                "stderr": subprocess.STDOUT,
-            }
-        for name, command in commands.items():
-            self.children[name] = subprocess.Popen(
-                command, env=self.env, start_new_session=True, **output
-            )
+            self._log_file = (self.state_dir / "stack.log").open("ab")
+            output = {"stdout": self._log_file, "stderr": subprocess.STDOUT}
+        self.supervisor = Supervisor(
+            commands,
+            env=self.env,
+            popen=output,
+            backoff=self.backoff,
+            echo=self._write_log_line if self.quiet else None,
+        )
+        self.supervisor.start()
+
+    def _write_log_line(self, line: str) -> None:
+        if self._log_file is not None:
+            self._log_file.write(line.encode() + b"\n")
+            self._log_file.flush()
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each running child (``api``, ``worker``, ``beat``), by name."""
+        return self.supervisor.pids() if self.supervisor is not None else {}
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until the API says ready and a worker answers a ping."""
@@ -126,14 +156,17 @@ class LocalStack:
         raise TimeoutError(f"the stack was not ready within {timeout_s:.0f}s")
 
     def check_children(self) -> None:
-        """Raise if a child process has exited."""
-        for name, child in self.children.items():
-            code = child.poll()
-            if code is not None:
-                raise RuntimeError(f"{name} exited with code {code}")
+        """Raise if a child process has exited (startup fails fast; nothing restarts here)."""
+        if self.supervisor is None:
+            return
+        for name, code in self.supervisor.exited().items():
+            raise RuntimeError(f"{name} exited with code {code}")
 
-    def run_until_signalled(self) -> int:
-        """Block until Ctrl-C/SIGTERM or a child dies; then stop everything."""
+    def run_until_signalled(self, poll_interval_s: float = 0.2) -> int:
+        """Supervise the children until Ctrl-C/SIGTERM, then stop everything; returns 0.
+
+        A child that exits meanwhile is restarted with backoff, not a reason to stop.
+        """
         stopping = False
 
         def _stop(_signum: int, _frame: Any) -> None:
@@ -141,42 +174,24 @@ class LocalStack:
             stopping = True
 
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        exit_code = 0
         try:
-            while not stopping:
-                try:
-                    self.check_children()
-                except RuntimeError as exc:
-                    print(f"refract: {exc}; stopping", file=sys.stderr)
-                    exit_code = 1
-                    break
-                time.sleep(0.2)
+            if self.supervisor is not None:
+                self.supervisor.run(lambda: stopping, interval_s=poll_interval_s)
         finally:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return exit_code
+        return 0
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """Stop the children (SIGTERM to each process group, SIGKILL after the grace)."""
-        for child in self.children.values():
-            if child.poll() is None:
-                _signal_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for child in self.children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(child, signal.SIGKILL)
-                child.wait()
-            # Grandchildren (gunicorn workers) share the group; make sure none outlive it.
-            _signal_group(child, signal.SIGKILL)
-        self.children.clear()
+        """Stop the children (SIGTERM to each process group, SIGKILL after the grace),
+        then the embedded Redis: last, so that no child loses it while stopping."""
+        if self.supervisor is not None:
+            self.supervisor.stop(grace_s)
+            self.supervisor = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-
-
-def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, sig)

@@ -1,15 +1,27 @@
 """The reconciler (run by beat): finds work that was never enqueued or got lost.
 
-A job is committed before it is enqueued, so a broker outage or a crash between the two
-leaves it ``queued`` with no message anywhere. Every few seconds this task looks for
-jobs whose pending features have waited past the deadline and enqueues them again;
-because every task is idempotent, an extra copy of a message is harmless.
+What it resends, and when:
+
+- **Never picked up.** A job is committed before it is enqueued, so a broker outage or a
+  crash between the two leaves features ``queued`` with no message anywhere. They are
+  resent once the job has waited ``requeue_after_s`` since it was last sent (doubling
+  each time, so a long backlog is not flooded with copies); a job never sent at all is
+  picked up after a short grace.
+- **Lost worker.** A ``running`` feature whose heartbeat stopped for ``heartbeat_timeout_s``
+  is resent at once: its worker died. One whose heartbeat is alive is never resent.
+- **Lost chord callback.** A waiting feature (``card``) whose inputs all finished more than
+  ``heartbeat_timeout_s`` ago never got its callback (the chord's state lived in a Redis
+  that was lost): it is sent on its own.
+
+Every task is idempotent, so an extra copy of a message is harmless; recovery sends are
+still spaced by ``heartbeat_timeout_s`` per job, so a backlog does not multiply them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +32,12 @@ from sqlalchemy import or_, select
 from refract.core.models import Job, utcnow
 from refract.jobs.catalog import RECONCILE_TASK, FeatureStatus, JobStatus
 from refract.jobs.dispatch import enqueue, record_enqueued
-from refract.jobs.readiness import claim_is_stale, inputs_final, inputs_queued
+from refract.jobs.readiness import (
+    heartbeat_stopped,
+    inputs_final,
+    inputs_finished_at,
+    inputs_queued,
+)
 from tasks.services import WorkerServices, get_services
 
 log = structlog.get_logger(__name__)
@@ -33,58 +50,71 @@ MAX_BACKOFF_FACTOR = 16
 Send = Callable[[uuid.UUID, list[str]], None]
 
 
-def pending_features(job: Job, now: datetime, stale_after: timedelta) -> list[str]:
-    """The features of ``job`` that should be (re)sent: queued, ready to run, or stale."""
-    runs = {run.feature: run for run in job.features}
-    pending = []
-    for name, run in runs.items():
-        if run.status == FeatureStatus.QUEUED.value:
-            pending.append(name)
-        elif run.status == FeatureStatus.WAITING.value:
-            # Ready to run, or its inputs are being resent: resending the inputs alone
-            # would lose the chord, so it goes with them.
-            if inputs_final(name, runs) or inputs_queued(name, runs):
-                pending.append(name)
-        elif claim_is_stale(run, now, stale_after):
-            pending.append(name)
-    return pending
+@dataclass(frozen=True)
+class Timing:
+    """When the reconciler considers work overdue."""
+
+    requeue_after: timedelta
+    heartbeat_timeout: timedelta
 
 
 def is_due(job: Job, now: datetime, requeue_after: timedelta) -> bool:
-    """Whether ``job`` has waited long enough since it was last sent (with backoff)."""
+    """Whether ``job``'s never-picked-up work has waited long enough since it was last
+    sent (with backoff)."""
     if job.enqueued_at is None:
         return now - job.created_at > UNSENT_GRACE
     factor = min(1 << max(job.enqueue_count - 1, 0), MAX_BACKOFF_FACTOR)
     return now - job.enqueued_at > requeue_after * factor
 
 
+def pending_features(job: Job, now: datetime, timing: Timing) -> list[str]:
+    """The features of ``job`` to send again now (see the module's rules)."""
+    runs = {run.feature: run for run in job.features}
+    backlog_due = is_due(job, now, timing.requeue_after)
+    # Recovery sends are spaced too: the copy sent last time may not have started yet.
+    recovery_due = job.enqueued_at is None or now - job.enqueued_at > timing.heartbeat_timeout
+    pending = []
+    for name, run in runs.items():
+        if run.status == FeatureStatus.QUEUED.value:
+            if backlog_due:
+                pending.append(name)
+        elif run.status == FeatureStatus.WAITING.value:
+            if inputs_queued(name, runs):
+                # Resending the inputs alone would lose the chord: send it with them.
+                if backlog_due:
+                    pending.append(name)
+            elif inputs_final(name, runs):
+                finished = inputs_finished_at(name, runs)
+                lost = finished is None or now - finished > timing.heartbeat_timeout
+                if recovery_due and lost:
+                    pending.append(name)
+        elif heartbeat_stopped(run, now, timing.heartbeat_timeout) and recovery_due:
+            pending.append(name)
+    return pending
+
+
 def reconcile_once(
     services: WorkerServices,
     send: Send,
     *,
-    requeue_after: timedelta,
-    stale_after: timedelta,
+    timing: Timing,
     limit: int = 200,
 ) -> list[str]:
     """Re-send what is overdue through ``send``; returns the ids of the jobs sent again."""
     now = utcnow()
     resent: list[str] = []
+    soonest = min(timing.requeue_after, timing.heartbeat_timeout)
     with services.session() as session:
         jobs = session.scalars(
             select(Job)
             .where(
                 Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - requeue_after),
+                or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - soonest),
             )
             .order_by(Job.created_at)
             .limit(limit)
         ).all()
-        due = [
-            (job.id, pending)
-            for job in jobs
-            if is_due(job, now, requeue_after)
-            and (pending := pending_features(job, now, stale_after))
-        ]
+        due = [(job.id, pending) for job in jobs if (pending := pending_features(job, now, timing))]
     for job_id, pending in due:
         try:
             send(job_id, pending)
@@ -106,7 +136,9 @@ def reconcile() -> dict[str, Any]:
     resent = reconcile_once(
         services,
         lambda job_id, features: enqueue(current_app, job_id, features),
-        requeue_after=timedelta(seconds=settings.requeue_after_s),
-        stale_after=timedelta(seconds=settings.claim_stale_after_s),
+        timing=Timing(
+            requeue_after=timedelta(seconds=settings.requeue_after_s),
+            heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
+        ),
     )
     return {"requeued": resent}

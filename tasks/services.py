@@ -21,6 +21,7 @@ from refract.gateway.base import ModelBackend
 from refract.imaging.storage import MediaStore
 from refract.jobs.progress import ProgressBus, redis_from_url
 from refract.youtube.cache import YouTubeMaterial
+from tasks.heartbeat import Heartbeats
 
 
 @dataclass
@@ -34,6 +35,7 @@ class WorkerServices:
     backend: ModelBackend
     store: MediaStore
     youtube: YouTubeMaterial
+    heartbeats: Heartbeats
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -50,14 +52,16 @@ def build_services(settings: Settings) -> WorkerServices:
     """Connect to the database and Redis and build the model backend."""
     init_engine(settings)
     client = redis_from_url(settings.effective_redis_url)
+    sessions = get_sessionmaker()
     return WorkerServices(
         settings=settings,
-        sessions=get_sessionmaker(),
+        sessions=sessions,
         redis=client,
         bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
         backend=build_backend(settings, client),
         store=MediaStore(settings.media_dir),
         youtube=YouTubeMaterial(settings, client, transcripts=settings.youtube_transcripts),
+        heartbeats=Heartbeats(lambda: session_scope(sessions), settings.heartbeat_interval_s),
     )
 
 

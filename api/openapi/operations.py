@@ -50,6 +50,14 @@ IF_NONE_MATCH = {
     "schema": {"type": "string"},
 }
 IMAGE = {"schema": {"type": "string", "format": "binary"}}
+# A dependency (database, Redis, broker) is down: every operation that needs one says so.
+UNAVAILABLE = (
+    Problem,
+    "A dependency is down (`code` says which); try again after `Retry-After` seconds.",
+)
+UNAVAILABLE_HEADERS = {
+    "503": {"headers": {"Retry-After": _header("Seconds to wait before trying again.", "integer")}}
+}
 
 EVENTS_DESCRIPTION = """\
 A `text/event-stream` of the job's progress. Each event is
@@ -85,11 +93,13 @@ create_job = documented(
             "Not JSON nor multipart, a wrong body type for the kind, "
             "or a photo that is not a JPEG, PNG or WebP image.",
         ),
+        HTTP_503=UNAVAILABLE,
     ),
     extra={
         "responses": {
             "202": {"headers": {**LOCATION, **ETAG}},
             "200": {"headers": {**LOCATION, **ETAG}},
+            **UNAVAILABLE_HEADERS,
         },
         "requestBody": {
             "description": "A video job as JSON, or a photo card as multipart/form-data.",
@@ -110,6 +120,7 @@ get_job = documented(
         "HTTP_304",
         HTTP_200=(JobResource, "The job."),
         HTTP_404=(Problem, "No such job."),
+        HTTP_503=UNAVAILABLE,
     ),
     extra={
         "parameters": [IF_NONE_MATCH],
@@ -119,6 +130,7 @@ get_job = documented(
                 "description": "Not modified since the ETag given in If-None-Match.",
                 "headers": {**ETAG, **RETRY_AFTER},
             },
+            **UNAVAILABLE_HEADERS,
         },
     },
 )
@@ -127,10 +139,11 @@ list_jobs = documented(
     operation_id="listJobs",
     tags=["jobs"],
     query=JobListQuery,
-    resp=Responses(HTTP_200=(JobList, "A page of jobs, newest first.")),
+    resp=Responses(HTTP_200=(JobList, "A page of jobs, newest first."), HTTP_503=UNAVAILABLE),
     extra={
         "responses": {
-            "200": {"headers": {"Link": _header('The next page, as `<url>; rel="next"`.')}}
+            "200": {"headers": {"Link": _header('The next page, as `<url>; rel="next"`.')}},
+            **UNAVAILABLE_HEADERS,
         }
     },
 )
@@ -143,6 +156,7 @@ stream_job_events = documented(
     resp=Responses(
         "HTTP_204",
         HTTP_404=(Problem, "No such job."),
+        HTTP_503=UNAVAILABLE,
     ),
     extra={
         "description": EVENTS_DESCRIPTION,
@@ -174,6 +188,7 @@ stream_job_events = documented(
                     "EventSource stops reconnecting."
                 )
             },
+            **UNAVAILABLE_HEADERS,
         },
     },
     extra_models=(FeatureEventData, JobEventData),
@@ -185,7 +200,7 @@ get_artifact = documented(
     operation_id="getArtifact",
     tags=["artifacts"],
     path_parameters={"artifact_id": "The artifact's id (a UUID)."},
-    resp=Responses("HTTP_304", HTTP_404=(Problem, "No such artifact.")),
+    resp=Responses("HTTP_304", HTTP_404=(Problem, "No such artifact."), HTTP_503=UNAVAILABLE),
     extra={
         "parameters": [IF_NONE_MATCH],
         "responses": {
@@ -195,6 +210,7 @@ get_artifact = documented(
                 "content": {"image/png": IMAGE, "image/jpeg": IMAGE, "image/webp": IMAGE},
             },
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+            **UNAVAILABLE_HEADERS,
         },
     },
 )

@@ -7,15 +7,15 @@ dropped with ``engine.dispose(close=False)`` so that children never share connec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from refract.core.settings import Settings
 
@@ -59,7 +59,7 @@ def init_engine(settings: Settings) -> Engine:
         if _engine is not None:
             _engine.dispose()
         _engine = build_engine(settings.database_url)
-        _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+        _sessionmaker = build_sessionmaker(_engine)
     return _engine
 
 
@@ -98,6 +98,42 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         raise
     finally:
         session.close()
+
+
+# Callbacks to run once the session's transaction has committed (see on_commit).
+_AFTER_COMMIT = "refract_after_commit"
+
+
+def on_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Run ``callback`` once ``session``'s current transaction has committed.
+
+    If the transaction rolls back instead, the callback is dropped: what it would announce
+    never happened. Callbacks run in the order they were registered, after the commit
+    returned; one that raises is logged by its caller's logger, not here, so each should
+    handle its own errors (publishing to Redis does).
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    callbacks: list[Callable[[], object]] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        callback()
+
+
+def _drop_unrun(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without a commit (rolled back, or the session
+    # closed): what the callbacks would announce never happened.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+def build_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A sessionmaker on ``engine`` whose sessions honour :func:`on_commit`."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_transaction_end", _drop_unrun)
+    return factory
 
 
 def dispose_after_fork() -> None:

@@ -1,7 +1,9 @@
 """Refract's one exception hierarchy.
 
 ``ProblemError`` and its subclasses are what the HTTP API raises; the single error
-handler in ``api/errors.py`` turns them into RFC 9457 problem+json. ``FeatureError`` is
+handler in ``api/errors.py`` turns them into RFC 9457 problem+json. A 5xx problem carries a
+stable ``code`` (``database_unavailable``, ...): its ``detail`` is written for the client,
+never the text of the exception behind it, which goes to the logs. ``FeatureError`` is
 what a feature raises when it ends without a result; the task runner records its stable
 ``code`` and the status it implies (``failed`` or ``blocked``).
 """
@@ -33,6 +35,8 @@ class ProblemError(RefractError):
 
     status: int = 500
     title: str = "Internal Server Error"
+    # A stable, machine-readable code; a 5xx problem without one is ``internal_error``.
+    code: str | None = None
 
     def __init__(
         self,
@@ -41,12 +45,15 @@ class ProblemError(RefractError):
         errors: list[FieldError] | None = None,
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
         self.retry_after = retry_after
         self.headers = headers or {}
+        if code is not None:
+            self.code = code
 
     def body(self) -> dict[str, Any]:
         """The problem+json document for this error."""
@@ -56,6 +63,9 @@ class ProblemError(RefractError):
             "status": self.status,
             "detail": self.detail,
         }
+        code = self.code or ("internal_error" if self.status >= 500 else None)
+        if code is not None:
+            doc["code"] = code
         if self.errors:
             doc["errors"] = [e.as_dict() for e in self.errors]
         return doc
@@ -101,9 +111,40 @@ class ServiceUnavailable(ProblemError):
     """A dependency (database, Redis, broker) is down or the service is overloaded."""
 
     status, title = 503, "Service Unavailable"
+    code = "service_unavailable"
+    # What a client is told when nothing more specific is given, and when to come back.
+    default_detail = "the service is unavailable right now; try again shortly"
+    default_retry_after = 5
 
-    def __init__(self, detail: str, *, retry_after: int = 5, **kwargs: Any) -> None:
-        super().__init__(detail, retry_after=retry_after, **kwargs)
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            detail or self.default_detail,
+            retry_after=self.default_retry_after if retry_after is None else retry_after,
+            **kwargs,
+        )
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached or dropped the connection."""
+
+    code = "database_unavailable"
+    default_detail = "the database is unavailable right now; try again shortly"
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """Redis (progress, limits, caches) could not be reached or timed out."""
+
+    code = "redis_unavailable"
+    default_detail = "the progress store is unavailable right now; try again shortly"
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The Celery broker could not be reached."""
+
+    code = "broker_unavailable"
+    default_detail = "the job queue is unavailable right now; try again shortly"
 
 
 @dataclass
@@ -114,6 +155,8 @@ class FeatureError(RefractError):
     message: str
     status: str = "failed"  # or "blocked" for a safety refusal
     details: dict[str, Any] = field(default_factory=dict)
+    # For an unexpected failure: names its log lines, shown instead of the exception.
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.code}: {self.message}")

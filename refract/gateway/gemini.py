@@ -21,6 +21,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, ValidationError
 
+from refract.core import deadline
 from refract.core.errors import FeatureError, RetryableModelError
 from refract.core.material import ImageBlob, VideoMaterial
 from refract.core.results import (
@@ -334,9 +335,20 @@ class GeminiBackend(ModelBackend):
 
         def attempt() -> types.GenerateContentResponse:
             if self._limiter is not None:
-                self._limiter.acquire(model, timeout_s=timeout_s)
+                self._limiter.acquire(
+                    model, timeout_s=deadline.bounded(timeout_s, "waiting for the rate limit")
+                )
+            # The call gets what is left of the feature's time if that is less than its own
+            # timeout (the SDK takes milliseconds, per request).
+            call_timeout_s = deadline.bounded(timeout_s, "calling the model")
+            bounded_config = config
+            if call_timeout_s < timeout_s:
+                http = types.HttpOptions(timeout=max(1, int(call_timeout_s * 1000)))
+                bounded_config = config.model_copy(update={"http_options": http})
             try:
-                return client.models.generate_content(model=model, contents=contents, config=config)
+                return client.models.generate_content(
+                    model=model, contents=contents, config=bounded_config
+                )
             except errors.ClientError as exc:
                 raise client_error(exc) from exc
             except errors.ServerError as exc:
@@ -349,16 +361,15 @@ class GeminiBackend(ModelBackend):
                 ) from exc
             except _TIMEOUT_ERRORS as exc:
                 raise RetryableModelError(
-                    "model_timeout", f"Gemini did not answer within {timeout_s:g}s"
+                    "model_timeout", f"Gemini did not answer within {call_timeout_s:g}s"
                 ) from exc
             except _TRANSPORT_ERRORS as exc:
-                raise RetryableModelError(
-                    "model_unavailable", f"could not reach Gemini: {type(exc).__name__}: {exc}"
-                ) from exc
+                # The exception's text (host, address) is for the logs, not for clients.
+                log.warning("model_unreachable", model=model, error=f"{type(exc).__name__}: {exc}")
+                raise RetryableModelError("model_unavailable", "could not reach Gemini") from exc
             except Exception as exc:  # the SDK may raise anything; report it, do not crash
-                raise FeatureError(
-                    "model_error", f"the Gemini SDK failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                log.exception("model_sdk_failed", model=model)
+                raise FeatureError("model_error", "the Gemini SDK failed unexpectedly") from exc
 
         def on_retry(attempt_no: int, error: RetryableModelError, delay_s: float) -> None:
             log.warning(

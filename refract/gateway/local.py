@@ -32,7 +32,7 @@ def _stats(image: ImageBlob) -> ImageStats:
     try:
         return image_stats(image.data)
     except ImageDecodeError as exc:
-        raise FeatureError("invalid_image", str(exc)) from exc
+        raise FeatureError("invalid_image", "the image cannot be read") from exc
 
 
 class LocalBackend(ModelBackend):
@@ -76,7 +76,7 @@ class LocalBackend(ModelBackend):
         try:
             png = cartoonize(face.data, size=STYLIZE_SIZE)
         except ImageDecodeError as exc:
-            raise FeatureError("invalid_image", str(exc)) from exc
+            raise FeatureError("invalid_image", "the face image cannot be read") from exc
         note = (
             f"Offline cartoon restyle ({STYLIZE_SIZE}x{STYLIZE_SIZE}): edge-preserving "
             "smoothing, cel shading and ink lines drawn with OpenCV; not a generated 3D model."
@@ -90,7 +90,7 @@ class LocalBackend(ModelBackend):
         try:
             png = draw_card(portrait.data, caption, prompt, language=language)
         except (OSError, ValueError) as exc:
-            raise FeatureError("invalid_image", f"the portrait cannot be read: {exc}") from exc
+            raise FeatureError("invalid_image", "the portrait cannot be read") from exc
         width, height = CARD_SIZE
         note = (
             f"Card drawn offline ({width}x{height} px, 4x6 in at 300 dpi); the prompt is "

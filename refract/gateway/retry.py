@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from refract.core import deadline
 from refract.core.errors import FeatureError, RetryableModelError
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def call_with_retries(
     """
     attempts = max(1, policy.max_attempts)
     for attempt in range(1, attempts + 1):
+        deadline.check("calling the model")
         try:
             return fn()
         except RetryableModelError as error:
@@ -83,6 +85,10 @@ def call_with_retries(
                 delay = max(0.0, error.retry_after)
             else:
                 delay = policy.backoff_s(attempt, rand)
+            left = deadline.remaining_s()
+            if left is not None and delay >= left:
+                # Waiting would end past the feature's deadline: fail now, not later.
+                raise deadline.exceeded(f"waiting to retry after {error.code}") from error
             if on_retry is not None:
                 on_retry(attempt, error, delay)
             sleep(delay)

@@ -1,7 +1,8 @@
 """The progress bus: a Redis snapshot of each job and a Redis stream of its events.
 
-Every change to a job is published here right after it is written to the database,
-while the job's row lock is still held, so snapshots and events come in version order.
+Every change to a job is published here once its transaction has committed (never a
+state that could still roll back), carrying the committed version: a snapshot is only
+replaced by a newer version, so a late publish never overwrites a newer state.
 The snapshot answers ``GET /api/v1/jobs/<id>`` fast; the stream feeds the Server-Sent
 Events endpoint and lets a client resume with ``Last-Event-ID``. Redis may be lost at
 any time: Postgres stays the record of truth and readers fall back to it.

@@ -1,9 +1,10 @@
 """When a feature may run: the rules the task runner and the reconciler share.
 
 A feature is *ready* once every feature it needs is final (``card`` after ``caption`` and
-``stylize``). A ``running`` claim is *stale* once its run started longer ago than
-``claim_stale_after_s``: its worker is taken to be lost, so another copy of the task may
-claim the feature, and the reconciler sends one.
+``stylize``). A ``running`` feature is *lost* once its heartbeat has stopped for longer
+than ``heartbeat_timeout_s``: its worker died, so another copy of the task may claim it,
+and the reconciler sends one. A feature whose heartbeat is alive is never run twice,
+however long it takes.
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ def inputs_queued(feature: str, runs: Mapping[str, FeatureRun]) -> bool:
     )
 
 
-def claim_is_stale(run: FeatureRun, now: datetime, stale_after: timedelta) -> bool:
-    """Whether ``run`` is ``running`` under a claim older than ``stale_after``."""
-    return (
-        run.status == FeatureStatus.RUNNING.value
-        and run.started_at is not None
-        and now - run.started_at > stale_after
-    )
+def heartbeat_stopped(run: FeatureRun, now: datetime, timeout: timedelta) -> bool:
+    """Whether ``run`` is ``running`` but its heartbeat (or, before the first beat, its
+    claim) is older than ``timeout``."""
+    if run.status != FeatureStatus.RUNNING.value:
+        return False
+    last = run.heartbeat_at or run.started_at
+    return last is None or now - last > timeout
+
+
+def inputs_finished_at(feature: str, runs: Mapping[str, FeatureRun]) -> datetime | None:
+    """When the last input ``feature`` needs became final (``None`` if one is not)."""
+    times = [runs[need].finished_at for need in FEATURES[feature].needs if need in runs]
+    if any(when is None for when in times):
+        return None
+    return max((when for when in times if when is not None), default=None)

@@ -3,8 +3,14 @@
 Every change goes through :func:`change_job`: it bumps the job's ``version`` first (which
 takes the row lock on Postgres and the write lock on SQLite), lets the caller change
 feature rows, recomputes the job's status and progress, and publishes the new snapshot
-and its events to Redis before the transaction commits, so that events come in the
-order the database applied them.
+and its events to Redis once the transaction has committed, never before: a change that
+rolls back is never seen by a client.
+
+The snapshot carries the committed version, and Redis keeps a snapshot only over an older
+one, so a late publish cannot overwrite a newer state. Two writers serialised by the row
+lock may still publish in the opposite order for an instant; their events then reach the
+stream in that order (the final ``job`` event carries every feature's state, so a client
+that stops there has missed nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from refract.core.db import on_commit
 from refract.core.errors import NotFound
 from refract.core.models import FeatureRun, Job, utcnow
 from refract.jobs.catalog import (
@@ -92,7 +99,8 @@ Mutation = Callable[[Job, dict[str, FeatureRun]], list[Event]]
 def change_job(
     session: Session, bus: ProgressBus | None, job_id: uuid.UUID, mutate: Mutation
 ) -> Job:
-    """Apply ``mutate`` to a job under its lock, re-aggregate, publish; caller commits.
+    """Apply ``mutate`` to a job under its lock and re-aggregate; the caller commits, and
+    the new state is published once it has.
 
     ``mutate`` gets the job and its feature runs by name, changes them, and returns the
     events to publish. A ``job`` event is added whenever the job's status changes.
@@ -120,5 +128,6 @@ def change_job(
     if status.value != previous or status in FINAL_JOB_STATUSES:
         events.append(job_event(job))
     if bus is not None:
-        bus.publish(str(job.id), version, job_resource(job), events)
+        snapshot = job_resource(job)
+        on_commit(session, lambda: bus.publish(str(job_id), version, snapshot, events))
     return job

@@ -189,6 +189,10 @@ def test_a_failed_commit_removes_the_stored_photo(
 
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
-    assert response.get_json()["detail"] == "an unexpected error occurred"
+    problem = response.get_json()
+    assert problem["detail"] == "an unexpected error occurred; quote the reference"
+    assert problem["code"] == "internal_error"
+    assert problem["reference"] == response.headers["X-Request-ID"]
+    assert "database went away" not in response.get_data(as_text=True)
     assert table_counts() == {"jobs": 0, "feature_runs": 0, "artifacts": 0}
     assert media_files(media_dir) == []

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from refract.core import deadline
 from refract.core.errors import FeatureError, RetryableModelError
 from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
 from refract.core.results import CaptionResult, CommentsResult, SummaryResult, ThumbnailResult
@@ -478,6 +479,24 @@ def test_hang_beyond_the_timeout_is_retried_then_model_timeout(
     assert len(fake.requests) == 2
     assert len(sleeps.calls) == 1
     assert 1.0 <= elapsed < 3.0  # two 0.5 s timeouts, not the 5 s hang
+
+
+def test_a_call_gets_only_what_is_left_of_the_features_deadline(
+    make_settings: Callable[..., Settings], fake: FakeGemini, sleeps: SleepRecorder
+) -> None:
+    # The call's own timeout is 5 s, but the feature has 0.6 s left: the SDK request is
+    # cut at that, through the real SDK's per-request HTTP options.
+    backend = GeminiBackend(make_settings(model_timeout_s=5.0, model_max_attempts=3), sleep=sleeps)
+    fake.script(None, Reply.hang(5), Reply.hang(5))
+    started = time.monotonic()
+    with deadline.within(0.6), pytest.raises(FeatureError) as info:
+        backend.summarize_video(VideoMaterial(url=URL), language="en")
+    elapsed = time.monotonic() - started
+    backend.close()
+
+    assert info.value.code in {"deadline_exceeded", "model_timeout"}
+    assert elapsed < 2.0
+    assert len(fake.requests) == 1
 
 
 def test_hang_once_then_success(

@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from refract.core.db import build_sessionmaker, session_scope
 from refract.core.models import Base, Job
 from refract.core.settings import Settings
 from refract.imaging.storage import MediaStore
@@ -23,7 +24,9 @@ from refract.jobs.catalog import JobKind
 from refract.jobs.progress import ProgressBus
 from refract.jobs.store import NewJob, add_job
 from refract.youtube.cache import YouTubeMaterial
+from tasks.heartbeat import Heartbeats
 from tasks.services import WorkerServices
+from tests.support.database_faults import DatabaseFaults
 from tests.support.services import PostgresServer
 from tests.support.stub_backend import StubBackend
 
@@ -41,7 +44,7 @@ def task_engine(postgres_server: PostgresServer) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(task_engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions on the task database; every table is emptied after the test."""
-    yield sessionmaker(task_engine, expire_on_commit=False)
+    yield build_sessionmaker(task_engine)
     with task_engine.begin() as connection:
         connection.execute(text("TRUNCATE jobs, feature_runs, artifacts CASCADE"))
 
@@ -53,31 +56,43 @@ def backend() -> StubBackend:
 
 
 @pytest.fixture
-def services(
-    sessions: sessionmaker[Session],
-    redis_url: str,
-    backend: StubBackend,
-    tmp_path: Path,
-) -> Iterator[WorkerServices]:
-    """A worker's services, built as a worker builds them, around the stub backend."""
-    settings = Settings(
-        database_url=str(sessions.kw["bind"].url.render_as_string(hide_password=False)),
+def worker_settings(sessions: sessionmaker[Session], redis_url: str, tmp_path: Path) -> Settings:
+    """The worker's settings (a test may override this fixture or copy them)."""
+    return Settings(
+        database_url=sessions.kw["bind"].url.render_as_string(hide_password=False),
         redis_url=redis_url,
         model_backend="local",
         media_dir=tmp_path / "media",
         youtube_transcripts=False,
+        # Short, so that the tests about liveness and bounds do not wait long.
+        heartbeat_interval_s=0.05,
+        heartbeat_timeout_s=0.5,
+        store_retry_s=2.0,
     )
+
+
+@pytest.fixture
+def services(
+    sessions: sessionmaker[Session],
+    worker_settings: Settings,
+    redis_url: str,
+    backend: StubBackend,
+) -> Iterator[WorkerServices]:
+    """A worker's services, built as a worker builds them, around the stub backend."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    youtube = YouTubeMaterial(settings, client, transcripts=False)
+    youtube = YouTubeMaterial(worker_settings, client, transcripts=False)
+    heartbeats = Heartbeats(lambda: session_scope(sessions), worker_settings.heartbeat_interval_s)
     yield WorkerServices(
-        settings=settings,
+        settings=worker_settings,
         sessions=sessions,
         redis=client,
         bus=ProgressBus(client),
         backend=backend,
-        store=MediaStore(settings.media_dir),
+        store=MediaStore(worker_settings.media_dir),
         youtube=youtube,
+        heartbeats=heartbeats,
     )
+    heartbeats.stop()
     youtube.close()
     client.close()
 
@@ -93,3 +108,11 @@ def make_job(sessions: sessionmaker[Session]) -> Callable[..., Job]:
             return job
 
     return create
+
+
+@pytest.fixture
+def database_faults(sessions: sessionmaker[Session]) -> Iterator[DatabaseFaults]:
+    """Commit failures to arm during a test."""
+    faults = DatabaseFaults(sessions)
+    yield faults
+    faults.close()

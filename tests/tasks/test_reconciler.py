@@ -17,11 +17,12 @@ from sqlalchemy import update
 
 from refract.core.models import FeatureRun, Job, utcnow
 from refract.jobs.catalog import JobKind
-from tasks.reconcile import UNSENT_GRACE, reconcile_once
+from tasks.reconcile import UNSENT_GRACE, Timing, reconcile_once
 from tasks.services import WorkerServices
 
 REQUEUE_AFTER = timedelta(seconds=120)
-STALE_AFTER = timedelta(seconds=900)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+TIMING = Timing(requeue_after=REQUEUE_AFTER, heartbeat_timeout=HEARTBEAT_TIMEOUT)
 
 MakeJob = Callable[..., Job]
 
@@ -45,7 +46,11 @@ def broker() -> Broker:
 
 
 def sweep(services: WorkerServices, broker: Broker) -> list[str]:
-    return reconcile_once(services, broker, requeue_after=REQUEUE_AFTER, stale_after=STALE_AFTER)
+    return reconcile_once(services, broker, timing=TIMING)
+
+
+def ago(seconds: float) -> Any:
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def change(services: WorkerServices, job: Job, **values: Any) -> None:
@@ -60,6 +65,12 @@ def change_run(services: WorkerServices, job: Job, feature: str, **values: Any) 
             .where(FeatureRun.job_id == job.id, FeatureRun.feature == feature)
             .values(**values)
         )
+
+
+def finish(services: WorkerServices, job: Job, feature: str, when: Any = None) -> None:
+    change_run(
+        services, job, feature, status="succeeded", progress=1.0, finished_at=when or utcnow()
+    )
 
 
 def sent_at(services: WorkerServices, job: Job) -> tuple[Any, int]:
@@ -83,7 +94,7 @@ def test_a_job_whose_enqueue_was_lost_is_sent_after_the_grace(
     assert sent_at(services, fresh) == (None, 0)
 
 
-def test_a_sent_job_is_resent_with_backoff(
+def test_queued_work_is_resent_with_backoff(
     services: WorkerServices, make_job: MakeJob, broker: Broker
 ) -> None:
     job = make_job(JobKind.VIDEO, ["summary"])
@@ -95,16 +106,20 @@ def test_a_sent_job_is_resent_with_backoff(
     assert sent_at(services, job)[1] == 4
 
 
-def test_a_lost_chord_callback_sends_card_alone(
+def test_a_lost_chord_callback_sends_card_alone_once_its_inputs_are_long_done(
     services: WorkerServices, make_job: MakeJob, broker: Broker
 ) -> None:
     job = make_job(JobKind.PHOTOCARD, ["caption", "stylize", "card"])
-    for feature in ("caption", "stylize"):
-        change_run(services, job, feature, status="succeeded", progress=1.0, finished_at=utcnow())
-    change(
-        services, job, status="running", enqueued_at=utcnow() - 2 * REQUEUE_AFTER, enqueue_count=1
-    )
+    change(services, job, status="running", enqueued_at=ago(40), enqueue_count=1)
+    # Inputs that finished a moment ago: the chord's callback is on its way.
+    finish(services, job, "caption")
+    finish(services, job, "stylize")
+    assert sweep(services, broker) == []
 
+    # Long after the last input finished, no callback came: the chord's state was lost
+    # (it lives in Redis). It is sent without waiting out the backlog's requeue delay.
+    finish(services, job, "caption", ago(45))
+    finish(services, job, "stylize", ago(31))
     sweep(services, broker)
 
     assert broker.sent == [(str(job.id), ["card"])]
@@ -115,7 +130,7 @@ def test_card_goes_with_inputs_that_were_never_picked_up(
 ) -> None:
     # Sending caption and stylize without card would lose the chord that runs card.
     job = make_job(JobKind.PHOTOCARD, ["caption", "stylize", "card"])
-    change_run(services, job, "caption", status="succeeded", progress=1.0, finished_at=utcnow())
+    finish(services, job, "caption")
     change(
         services, job, status="running", enqueued_at=utcnow() - 2 * REQUEUE_AFTER, enqueue_count=1
     )
@@ -125,37 +140,73 @@ def test_card_goes_with_inputs_that_were_never_picked_up(
     assert broker.sent == [(str(job.id), ["stylize", "card"])]
 
 
-def test_a_stale_running_feature_is_resent_and_a_live_one_is_not(
+def test_a_feature_whose_heartbeat_stopped_is_resent_at_once_and_a_live_one_never(
     services: WorkerServices, make_job: MakeJob, broker: Broker
 ) -> None:
     job = make_job(JobKind.VIDEO, ["summary", "comments", "thumbnail"])
-    change_run(services, job, "summary", status="running", task_id="a", started_at=utcnow())
+    # Slow but alive: started an hour ago, beat a moment ago.
+    change_run(
+        services,
+        job,
+        "summary",
+        status="running",
+        task_id="a",
+        started_at=ago(3600),
+        heartbeat_at=utcnow(),
+    )
+    # Started a moment ago, but its heartbeat stopped: its worker died.
     change_run(
         services,
         job,
         "comments",
         status="running",
         task_id="b",
-        started_at=utcnow() - STALE_AFTER - timedelta(seconds=1),
+        started_at=ago(35),
+        heartbeat_at=ago(31),
     )
-    change_run(services, job, "thumbnail", status="succeeded", progress=1.0, finished_at=utcnow())
-    change(
-        services, job, status="running", enqueued_at=utcnow() - 2 * REQUEUE_AFTER, enqueue_count=1
-    )
+    finish(services, job, "thumbnail")
+    # Sent 40 s ago: well inside the backlog's requeue delay, past a heartbeat timeout.
+    change(services, job, status="running", enqueued_at=ago(40), enqueue_count=1)
 
     sweep(services, broker)
 
     assert broker.sent == [(str(job.id), ["comments"])]
 
 
+def test_a_recovery_send_is_not_repeated_before_the_copy_could_start(
+    services: WorkerServices, make_job: MakeJob, broker: Broker
+) -> None:
+    job = make_job(JobKind.VIDEO, ["summary"])
+    change_run(
+        services,
+        job,
+        "summary",
+        status="running",
+        task_id="b",
+        started_at=ago(60),
+        heartbeat_at=ago(45),
+    )
+    change(services, job, status="running", enqueued_at=ago(5), enqueue_count=2)
+
+    assert sweep(services, broker) == []
+
+
 def test_final_jobs_and_jobs_with_nothing_pending_are_left_alone(
     services: WorkerServices, make_job: MakeJob, broker: Broker
 ) -> None:
     done = make_job(JobKind.VIDEO, ["summary"])
-    change_run(services, done, "summary", status="succeeded", progress=1.0, finished_at=utcnow())
-    change(services, done, status="succeeded", created_at=utcnow() - timedelta(hours=1))
+    finish(services, done, "summary")
+    change(services, done, status="succeeded", created_at=ago(3600))
     busy = make_job(JobKind.VIDEO, ["summary"])
-    change_run(services, busy, "summary", status="running", task_id="a", started_at=utcnow())
+    change_run(
+        services,
+        busy,
+        "summary",
+        status="running",
+        task_id="a",
+        started_at=utcnow(),
+        heartbeat_at=utcnow(),
+    )
     change(
         services, busy, status="running", enqueued_at=utcnow() - 2 * REQUEUE_AFTER, enqueue_count=1
     )

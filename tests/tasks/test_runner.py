@@ -7,6 +7,7 @@ feature tasks, a stub model backend, Postgres and Redis.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,10 +16,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
-from refract.core.errors import FeatureError
+from refract.core.errors import FeatureError, RetryableModelError
 from refract.core.material import ImageBlob
 from refract.core.models import Artifact, FeatureRun, Job, utcnow
+from refract.core.settings import Settings
+from refract.gateway.retry import RetryPolicy, call_with_retries
 from refract.imaging.storage import store_image
 from refract.jobs.catalog import JobKind
 from refract.jobs.resource import etag_for
@@ -28,6 +32,7 @@ from tasks.runner import FeatureContext, execute_feature
 from tasks.services import WorkerServices
 from tasks.stylize import restyle
 from tasks.summary import summarize
+from tests.support.database_faults import DatabaseFaults
 from tests.support.stub_backend import StubBackend
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -133,7 +138,35 @@ def test_a_redelivered_message_for_a_finished_feature_does_nothing(
     assert job_row(services, job_id).version == before  # the claim's change was rolled back
 
 
-def test_the_same_message_redelivered_while_running_takes_over(
+def lost_heartbeat(services: WorkerServices) -> Any:
+    """A heartbeat older than the timeout: the worker that held the claim is gone."""
+    return utcnow() - timedelta(seconds=services.settings.heartbeat_timeout_s + 1)
+
+
+def test_a_redelivery_of_a_live_runs_own_message_does_nothing(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    # Redis hands the same message out again (a reconnect, the visibility timeout) while
+    # the first delivery still works and beats: a second run would bill the model twice.
+    job_id = video_job(make_job)
+    set_run(
+        services,
+        job_id,
+        "summary",
+        status="running",
+        task_id="task-1",
+        attempts=1,
+        started_at=utcnow(),
+        heartbeat_at=utcnow(),
+    )
+
+    outcome = execute_feature(services, job_id, "summary", "task-1", summarize)
+
+    assert outcome["outcome"] == "noop" and outcome["reason"] == "running in another task"
+    assert backend.calls == []
+
+
+def test_a_redelivered_message_takes_over_once_the_heartbeat_stopped(
     services: WorkerServices, make_job: MakeJob, backend: StubBackend
 ) -> None:
     # The worker died mid-call; Redis redelivers the very same message (same task id).
@@ -145,7 +178,8 @@ def test_the_same_message_redelivered_while_running_takes_over(
         status="running",
         task_id="task-1",
         attempts=1,
-        started_at=utcnow(),
+        started_at=lost_heartbeat(services),
+        heartbeat_at=lost_heartbeat(services),
     )
 
     outcome = execute_feature(services, job_id, "summary", "task-1", summarize)
@@ -166,6 +200,7 @@ def test_a_second_copy_leaves_a_live_claim_alone(
         task_id="task-1",
         attempts=1,
         started_at=utcnow(),
+        heartbeat_at=utcnow(),
     )
 
     outcome = execute_feature(services, job_id, "summary", "task-2", summarize)
@@ -175,13 +210,20 @@ def test_a_second_copy_leaves_a_live_claim_alone(
     assert runs(services, job_id)["summary"].task_id == "task-1"
 
 
-def test_a_stale_claim_is_taken_over_by_another_copy(
+def test_a_lost_claim_is_taken_over_by_another_copy(
     services: WorkerServices, make_job: MakeJob, backend: StubBackend
 ) -> None:
+    # It started only a moment ago, but its heartbeat stopped: liveness, not age.
     job_id = video_job(make_job)
-    lost = utcnow() - timedelta(seconds=services.settings.claim_stale_after_s + 1)
     set_run(
-        services, job_id, "summary", status="running", task_id="task-1", attempts=1, started_at=lost
+        services,
+        job_id,
+        "summary",
+        status="running",
+        task_id="task-1",
+        attempts=1,
+        started_at=utcnow(),
+        heartbeat_at=lost_heartbeat(services),
     )
 
     outcome = execute_feature(services, job_id, "summary", "task-2", summarize)
@@ -189,6 +231,65 @@ def test_a_stale_claim_is_taken_over_by_another_copy(
     assert outcome["outcome"] == "succeeded"
     run = runs(services, job_id)["summary"]
     assert (run.task_id, run.attempts) == ("task-2", 2)
+
+
+def test_a_slow_run_that_beats_is_never_taken_over(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    job_id = video_job(make_job)
+    timeout = services.settings.heartbeat_timeout_s
+    copies: list[dict[str, Any]] = []
+
+    def slow_model(_feature: str) -> None:
+        # Longer than the heartbeat timeout; another copy arrives after the timeout.
+        time.sleep(timeout * 1.3)
+        copies.append(execute_feature(services, job_id, "summary", "task-2", summarize))
+        time.sleep(timeout * 0.5)
+
+    backend.before_reply = slow_model
+    outcome = execute_feature(services, job_id, "summary", "task-1", summarize)
+
+    assert outcome["outcome"] == "succeeded"
+    assert copies[0]["outcome"] == "noop" and copies[0]["reason"] == "running in another task"
+    run = runs(services, job_id)["summary"]
+    assert (run.attempts, run.task_id) == (1, "task-1")
+    assert run.heartbeat_at is not None and run.started_at is not None
+    assert run.heartbeat_at - run.started_at >= timedelta(seconds=timeout)
+
+
+def test_a_feature_whose_worker_was_lost_too_often_fails_and_the_job_moves_on(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    job_id = photo_job(make_job, services)
+    cap = services.settings.max_attempts
+    set_run(
+        services,
+        job_id,
+        "caption",
+        status="running",
+        task_id="t-9",
+        attempts=cap,
+        started_at=lost_heartbeat(services),
+        heartbeat_at=lost_heartbeat(services),
+    )
+    assert execute_feature(services, job_id, "stylize", "t-2", restyle)["outcome"] == "succeeded"
+    sent: list[tuple[uuid.UUID, list[str]]] = []
+
+    outcome = execute_feature(
+        services, job_id, "caption", "t-10", describe, send=lambda j, f: sent.append((j, f))
+    )
+
+    assert outcome["outcome"] == "failed"
+    caption = runs(services, job_id)["caption"]
+    assert (caption.status, caption.error_code, caption.attempts) == (
+        "failed",
+        "attempts_exhausted",
+        cap,
+    )
+    assert "caption" not in backend.calls
+    # Not part of a chord (it was resent): it sends the card waiting on it itself.
+    assert sent == [(uuid.UUID(job_id), ["card"])]
+    assert execute_feature(services, job_id, "card", "c-1", compose)["outcome"] == "skipped"
 
 
 def test_two_copies_racing_for_one_feature_call_the_model_once(
@@ -362,3 +463,163 @@ def test_progress_is_published_only_while_the_run_owns_the_feature(
     execute_feature(services, job_id, "summary", "task-1", work)
 
     assert seen == [0.5, 0.5]
+
+
+def test_retries_and_waits_end_at_the_features_deadline(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    worker_settings: Settings,
+) -> None:
+    # The model keeps failing transiently and asks for backoff: without a deadline the
+    # retry loop would go on for minutes. The feature's own budget stops it.
+    services.settings = worker_settings.model_copy(
+        update={"feature_deadlines_s": {**worker_settings.feature_deadlines_s, "summary": 0.4}}
+    )
+    policy = RetryPolicy(max_attempts=50, backoff_base_s=0.05, backoff_max_s=0.1)
+
+    def always_unavailable() -> None:
+        raise RetryableModelError("model_unavailable", "503 from the model")
+
+    backend.before_reply = lambda _f: call_with_retries(always_unavailable, policy)
+    started = time.monotonic()
+
+    outcome = execute_feature(services, video_job(make_job), "summary", "task-1", summarize)
+
+    assert outcome["outcome"] == "failed"
+    assert time.monotonic() - started < 2.0
+    run = runs(services, outcome["job_id"])["summary"]
+    assert run.error_code == "deadline_exceeded"
+
+
+def test_a_result_is_kept_through_database_errors_and_its_image_stored_once(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    database_faults: DatabaseFaults,
+) -> None:
+    job_id = photo_job(make_job, services)
+    # The model has answered; the next two commits (storing it) hit a dropped connection.
+    backend.before_reply = lambda _f: database_faults.fail_next(2)
+
+    outcome = execute_feature(services, job_id, "stylize", "t-2", restyle)
+
+    assert outcome["outcome"] == "succeeded"
+    assert database_faults.failed == 2
+    assert backend.calls == ["stylize"]  # the paid answer was not asked for again
+    with services.session() as session:
+        roles = sorted(session.scalars(select(Artifact.role)).all())
+    assert roles == ["photo", "stylize"]
+    # Files of the attempts whose transaction failed were removed.
+    assert len([p for p in Path(services.settings.media_dir).rglob("*") if p.is_file()]) == 2
+
+
+def test_a_failed_commit_publishes_nothing(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    database_faults: DatabaseFaults,
+    worker_settings: Settings,
+) -> None:
+    # The database stays unreachable past the retry budget: nothing of the outcome may
+    # reach Redis, or a client would read a state that never happened.
+    services.settings = worker_settings.model_copy(update={"store_retry_s": 0.0})
+    job_id = video_job(make_job)
+    backend.before_reply = lambda _f: database_faults.fail_next(100)
+
+    outcome = execute_feature(services, job_id, "summary", "task-1", summarize)
+
+    assert outcome["outcome"] == "noop" and outcome["reason"] == "outcome not stored"
+    database_faults.fail_next(0)  # the database is back
+    job = job_row(services, job_id)
+    snapshot = services.bus.snapshot(job_id)
+    assert snapshot is not None
+    assert snapshot[0] == job.version
+    assert snapshot[1]["features"]["summary"]["status"] == "running" == job.features[0].status
+    finished = [e for e in services.bus.read(job_id) if e.data.get("step") == "finished"]
+    assert finished == []
+
+
+def test_progress_that_cannot_be_saved_does_not_fail_the_feature(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    database_faults: DatabaseFaults,
+) -> None:
+    job_id = video_job(make_job)
+
+    def work(ctx: FeatureContext) -> Any:
+        database_faults.fail_next(1)
+        ctx.report(0.5, "halfway")  # its commit fails
+        return summarize(ctx)
+
+    outcome = execute_feature(services, job_id, "summary", "task-1", work)
+
+    assert outcome["outcome"] == "succeeded"
+    assert database_faults.failed == 1
+
+
+def test_an_unexpected_failure_shows_a_reference_not_the_exception(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    job_id = video_job(make_job)
+
+    def crash(_feature: str) -> None:
+        raise RuntimeError("connect to db-primary.internal:5432 failed: password for admin")
+
+    backend.before_reply = crash
+    execute_feature(services, job_id, "summary", "task-1", summarize)
+
+    run = runs(services, job_id)["summary"]
+    assert run.error_code == "internal_error" and run.error_ref
+    snapshot = services.bus.snapshot(job_id)
+    assert snapshot is not None
+    error = snapshot[1]["features"]["summary"]["error"]
+    assert error["reference"] == run.error_ref
+    assert "db-primary" not in str(snapshot[1]) and "RuntimeError" not in str(snapshot[1])
+
+
+def _unreachable() -> OperationalError:
+    return OperationalError(
+        "SELECT", None, ConnectionError("connection refused: is the server running?")
+    )
+
+
+def test_inputs_are_read_again_when_the_database_drops_out(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    job_id = photo_job(make_job, services)
+    failures = [_unreachable(), _unreachable()]
+
+    def work(ctx: FeatureContext) -> Any:
+        if failures:  # reading the photo hits a Postgres restart, twice
+            raise failures.pop()
+        return describe(ctx)
+
+    outcome = execute_feature(services, job_id, "caption", "task-1", work)
+
+    assert outcome["outcome"] == "succeeded"
+    assert failures == [] and backend.calls == ["caption"]
+
+
+def test_inputs_out_of_reach_leave_the_feature_to_be_run_again(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    worker_settings: Settings,
+) -> None:
+    # The database's fault is never the feature's: no internal_error, no final state;
+    # the run lets go (its heartbeat stops) and the reconciler sends it again.
+    services.settings = worker_settings.model_copy(update={"store_retry_s": 0.0})
+    job_id = photo_job(make_job, services)
+
+    def work(_ctx: FeatureContext) -> Any:
+        raise _unreachable()
+
+    outcome = execute_feature(services, job_id, "caption", "task-1", work)
+
+    assert outcome["outcome"] == "noop" and outcome["reason"] == "outcome not stored"
+    run = runs(services, job_id)["caption"]
+    assert run.status == "running" and run.error_code is None
+    assert backend.calls == []
+    assert services.heartbeats.beat_once() == 0  # nothing beats for it any more

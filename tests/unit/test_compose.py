@@ -38,6 +38,18 @@ def test_services_and_healthchecks() -> None:
         assert needs["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_every_long_running_service_is_restarted() -> None:
+    # A worker or beat that dies (or outlives a dependency's restart) comes back; only
+    # the one-shot migration is left alone once it has finished.
+    services = load("docker-compose.yml")["services"]
+    one_shot = {"migrate"}
+    for name in ("postgres", "redis", "api", "worker-text", "worker-image", "beat", "flower"):
+        assert services[name].get("restart") == "unless-stopped", name
+    for name, service in services.items():
+        expected = "no" if name in one_shot else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
 def test_every_command_is_a_real_refract_subcommand() -> None:
     parser = build_parser()
     for service in load("docker-compose.yml")["services"].values():

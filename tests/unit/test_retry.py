@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from refract.core import deadline
 from refract.core.errors import FeatureError, RetryableModelError
 from refract.core.settings import Settings
 from refract.gateway.retry import RetryPolicy, call_with_retries
@@ -145,3 +146,28 @@ def test_policy_from_settings() -> None:
         model_max_retry_delay_s=12.0,
     )
     assert RetryPolicy.from_settings(settings) == RetryPolicy(7, 0.5, 9.0, 12.0)
+
+
+def test_a_retry_whose_wait_would_pass_the_deadline_fails_at_once() -> None:
+    slept, sleep = recorder()
+    flaky = Flaky(RetryableModelError("rate_limited", "429", retry_after=5.0))
+    with deadline.within(2.0), pytest.raises(FeatureError) as caught:
+        call_with_retries(flaky, RetryPolicy(max_attempts=4), sleep=sleep)
+    assert caught.value.code == "deadline_exceeded"
+    assert slept == [] and flaky.calls == 1
+
+
+def test_no_call_starts_once_the_deadline_has_passed() -> None:
+    flaky = Flaky()
+    with deadline.within(0.0), pytest.raises(FeatureError) as caught:
+        call_with_retries(flaky, RetryPolicy(max_attempts=4))
+    assert caught.value.code == "deadline_exceeded" and flaky.calls == 0
+
+
+def test_deadlines_nest_to_the_sooner_one() -> None:
+    with deadline.within(100.0), deadline.within(1.0):
+        left = deadline.remaining_s()
+        assert left is not None and left <= 1.0
+        assert deadline.bounded(30.0, "calling") <= 1.0
+    assert deadline.remaining_s() is None
+    assert deadline.bounded(30.0, "calling") == 30.0

@@ -48,8 +48,28 @@ def test_gemini_without_a_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings()
 
 
-def test_visibility_timeout_must_cover_the_longest_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REFRACT_VISIBILITY_TIMEOUT_S", "600")
-    monkeypatch.setenv("REFRACT_TASK_SOFT_DEADLINE_S", "900")
+def test_visibility_timeout_must_cover_the_longest_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REFRACT_VISIBILITY_TIMEOUT_S", "200")
     with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT"):
+        Settings()
+    monkeypatch.setenv("REFRACT_FEATURE_DEADLINES_S", '{"stylize": 150, "card": 150}')
+    assert Settings().longest_deadline_s == 180.0  # the default for the rest
+
+
+def test_deadlines_named_in_the_environment_change_only_those_features(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REFRACT_FEATURE_DEADLINES_S", '{"card": 45}')
+    settings = Settings()
+    assert settings.deadline_s("card") == 45.0
+    assert settings.deadline_s("stylize") == 300.0
+    assert settings.deadline_s("a-future-feature") == settings.default_deadline_s
+
+
+def test_a_heartbeat_timeout_must_allow_a_late_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFRACT_HEARTBEAT_INTERVAL_S", "5")
+    monkeypatch.setenv("REFRACT_HEARTBEAT_TIMEOUT_S", "8")
+    with pytest.raises(ValidationError, match="HEARTBEAT_TIMEOUT"):
         Settings()

@@ -1,0 +1,1 @@
+"""Chaos tests: a real stack loses its worker, Redis, Postgres or a sane model mid-batch."""
