@@ -17,7 +17,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse(model: type[M], data: Any, *, what: str = "request") -> M:
-    """``data`` validated as ``model``; ``ValidationFailed`` (422) listing every bad field."""
+    """``data`` validated as ``model``; ``ValidationFailed`` (422) listing every bad field.
+
+    A string holding a NUL character is refused here, whatever the model says: Postgres
+    can store it neither in text nor in JSONB, so it would otherwise fail (as a 500) only
+    when the job is written.
+    """
+    unstorable = [
+        FieldError(path or "body", f"{path or 'body'} contains a NUL character")
+        for path in _nul_paths(data)
+    ]
+    if unstorable:
+        raise ValidationFailed(
+            f"{what} is not valid: {unstorable[0].message}", errors=unstorable[:20]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -26,6 +39,23 @@ def parse(model: type[M], data: Any, *, what: str = "request") -> M:
         if len(errors) > 3:
             detail += f" (and {len(errors) - 3} more)"
         raise ValidationFailed(f"{what} is not valid: {detail}", errors=errors) from exc
+
+
+def _nul_paths(data: Any, path: str = "") -> list[str]:
+    """The dotted paths of the strings (keys included) in ``data`` that hold a NUL."""
+    if isinstance(data, str):
+        return [path] if "\x00" in data else []
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                found.append(sub.replace("\x00", "\\0"))
+            found += _nul_paths(value, sub)
+    elif isinstance(data, list | tuple):
+        for index, item in enumerate(data):
+            found += _nul_paths(item, f"{path}.{index}" if path else str(index))
+    return found
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:

@@ -13,8 +13,11 @@ What it resends, and when:
   ``heartbeat_timeout_s`` ago never got its callback (the chord's state lived in a Redis
   that was lost): it is sent on its own.
 
-Every task is idempotent, so an extra copy of a message is harmless; recovery sends are
-still spaced by ``heartbeat_timeout_s`` per job, so a backlog does not multiply them.
+Before any of that, what already has a message in the broker (waiting in its queue, or
+reserved by a worker) is not lost and is never resent (:mod:`refract.jobs.queues`): under
+a backlog, queued work only waits its turn. Every task is idempotent, so an extra copy of
+a message would be harmless, but it is load; recovery sends are also spaced by
+``heartbeat_timeout_s`` per job.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import structlog
 from celery import current_app, shared_task
 from sqlalchemy import or_, select
 
-from refract.core.models import Job, utcnow
-from refract.jobs.catalog import RECONCILE_TASK, FeatureStatus, JobStatus
+from refract.core.models import FeatureRun, Job, utcnow
+from refract.jobs.catalog import ALL_QUEUES, FEATURES, RECONCILE_TASK, FeatureStatus, JobStatus
 from refract.jobs.dispatch import enqueue, record_enqueued
+from refract.jobs.queues import WorkKey, broker_client, waiting_features
 from refract.jobs.readiness import (
     heartbeat_stopped,
     inputs_final,
@@ -67,9 +71,27 @@ def is_due(job: Job, now: datetime, requeue_after: timedelta) -> bool:
     return now - job.enqueued_at > requeue_after * factor
 
 
-def pending_features(job: Job, now: datetime, timing: Timing) -> list[str]:
-    """The features of ``job`` to send again now (see the module's rules)."""
+def pending_features(
+    job: Job, now: datetime, timing: Timing, in_broker: frozenset[str] = frozenset()
+) -> list[str]:
+    """The features of ``job`` to send again now (see the module's rules); ``in_broker``
+    names those of its features that have a message in the broker already."""
     runs = {run.feature: run for run in job.features}
+    pending = _overdue_features(runs, job, now, timing)
+    # A waiting feature sent along with its queued inputs rides on their chord: when
+    # those are still in the broker, so is it.
+    return [
+        name
+        for name in pending
+        if name not in in_broker
+        and not (inputs_queued(name, runs) and set(FEATURES[name].needs) & in_broker)
+    ]
+
+
+def _overdue_features(
+    runs: dict[str, FeatureRun], job: Job, now: datetime, timing: Timing
+) -> list[str]:
+    """The features of ``job`` overdue by the timers alone."""
     backlog_due = is_due(job, now, timing.requeue_after)
     # Recovery sends are spaced too: the copy sent last time may not have started yet.
     recovery_due = job.enqueued_at is None or now - job.enqueued_at > timing.heartbeat_timeout
@@ -99,8 +121,13 @@ def reconcile_once(
     *,
     timing: Timing,
     limit: int = 200,
+    in_broker: Callable[[], set[WorkKey] | None] = lambda: None,
 ) -> list[str]:
-    """Re-send what is overdue through ``send``; returns the ids of the jobs sent again."""
+    """Re-send what is overdue through ``send``; returns the ids of the jobs sent again.
+
+    ``in_broker`` tells which (job id, feature) have a message in the broker now
+    (``None``: it cannot tell); it is asked only when something looks overdue.
+    """
     now = utcnow()
     resent: list[str] = []
     soonest = min(timing.requeue_after, timing.heartbeat_timeout)
@@ -114,7 +141,15 @@ def reconcile_once(
             .order_by(Job.created_at)
             .limit(limit)
         ).all()
-        due = [(job.id, pending) for job in jobs if (pending := pending_features(job, now, timing))]
+        overdue = [job for job in jobs if _overdue_features(_runs(job), job, now, timing)]
+        waiting = in_broker() if overdue else None
+        due = []
+        for job in overdue:
+            mine = frozenset(f for j, f in waiting or () if j == str(job.id))
+            if pending := pending_features(job, now, timing, mine):
+                due.append((job.id, pending))
+            else:
+                log.debug("reconcile_left_waiting", job_id=str(job.id), features=sorted(mine))
     for job_id, pending in due:
         try:
             send(job_id, pending)
@@ -128,17 +163,31 @@ def reconcile_once(
     return resent
 
 
+def _runs(job: Job) -> dict[str, FeatureRun]:
+    return {run.feature: run for run in job.features}
+
+
 @shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> dict[str, Any]:
     """Beat's periodic sweep for lost or never-sent work."""
     services = get_services()
     settings = services.settings
-    resent = reconcile_once(
-        services,
-        lambda job_id, features: enqueue(current_app, job_id, features),
-        timing=Timing(
-            requeue_after=timedelta(seconds=settings.requeue_after_s),
-            heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
-        ),
-    )
+    broker = broker_client(settings.effective_broker_url)
+
+    def in_broker() -> set[WorkKey] | None:
+        return waiting_features(broker, ALL_QUEUES) if broker is not None else None
+
+    try:
+        resent = reconcile_once(
+            services,
+            lambda job_id, features: enqueue(current_app, job_id, features),
+            timing=Timing(
+                requeue_after=timedelta(seconds=settings.requeue_after_s),
+                heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
+            ),
+            in_broker=in_broker,
+        )
+    finally:
+        if broker is not None:
+            broker.close()
     return {"requeued": resent}

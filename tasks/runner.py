@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 import structlog
 from celery import Task
 from sqlalchemy import select
@@ -170,9 +171,9 @@ def execute_feature(
         bound.info("feature_started")
         reply, error = _work(ctx, work, settings.deadline_s(feature))
         outcome = _record(services, ctx, reply, error)
-    except InputsUnreachable as exc:
+    except DependencyUnreachable as exc:
         # The heartbeat stops with this run: the reconciler sends the feature again.
-        bound.error("feature_inputs_unreachable", error=type(exc.__cause__).__name__)
+        bound.error("feature_dependency_unreachable", error=type(exc.__cause__).__name__)
         outcome = None
     finally:
         services.heartbeats.remove(beat)
@@ -184,8 +185,12 @@ def execute_feature(
     return noop("outcome already recorded by another run")
 
 
-class InputsUnreachable(Exception):
-    """The database stayed out of reach while the feature read its inputs."""
+class DependencyUnreachable(Exception):
+    """The database or Redis stayed out of reach while the feature worked."""
+
+
+# Redis errors that mean "not reachable now" (a restart, a blip), never a feature's fault.
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _work(
@@ -195,8 +200,9 @@ def _work(
 
     The work reads its inputs from the database before it calls the model, so a database
     that cannot be reached is retried like a store (never an ``internal_error``: it is
-    the database's fault, not the feature's); if it stays out of reach,
-    :class:`InputsUnreachable` leaves the feature to be run again.
+    the database's fault, not the feature's); if it stays out of reach, or Redis does
+    past what the work retries itself (the rate limiter waits out a blip),
+    :class:`DependencyUnreachable` leaves the feature to be run again.
     """
     try:
         with deadline.within(deadline_s):
@@ -206,8 +212,8 @@ def _work(
     except FeatureError as exc:
         return None, exc
     except Exception as exc:
-        if database_unavailable(exc):
-            raise InputsUnreachable from exc
+        if database_unavailable(exc) or isinstance(exc, _REDIS_DOWN):
+            raise DependencyUnreachable from exc
         # A bug or an unexpected failure: recorded, never left running.
         reference = uuid.uuid4().hex[:12]
         ctx.log.exception("feature_crashed", error_ref=reference)

@@ -20,6 +20,7 @@ from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
 from refract.imaging.storage import MediaStore
 from refract.jobs.progress import ProgressBus, redis_from_url
+from refract.jobs.resync import committed_state
 from refract.youtube.cache import YouTubeMaterial
 from tasks.heartbeat import Heartbeats
 
@@ -57,7 +58,12 @@ def build_services(settings: Settings) -> WorkerServices:
         settings=settings,
         sessions=sessions,
         redis=client,
-        bus=ProgressBus(client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s),
+        bus=ProgressBus(
+            client,
+            maxlen=settings.event_stream_maxlen,
+            ttl_s=settings.snapshot_ttl_s,
+            reload=committed_state(sessions),
+        ),
         backend=build_backend(settings, client),
         store=MediaStore(settings.media_dir),
         youtube=YouTubeMaterial(settings, client, transcripts=settings.youtube_transcripts),

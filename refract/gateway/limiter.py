@@ -5,6 +5,10 @@ all worker processes and hosts; Celery's own ``rate_limit`` counts per worker on
 limiter keeps a sliding one-minute window of call times in a Redis sorted set per model
 and admits a call only while fewer than ``rpm`` calls are in it. The check and the
 insert run as one Lua script, so two workers can never take the last slot together.
+
+Redis going away for a moment (a restart, a failover, a network blip) is no reason to
+fail a feature: the limiter retries it with backoff while the caller's wait allows, and
+only then reports a retryable error, which the gateway's retry loop handles like a 429.
 """
 
 from __future__ import annotations
@@ -16,10 +20,17 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
+import structlog
 
 from refract.core.errors import RetryableModelError
 
+log = structlog.get_logger(__name__)
+
 WINDOW_MS = 60_000
+# Backoff while Redis does not answer: doubling from the base, capped.
+UNREACHABLE_RETRY_BASE_S = 0.2
+UNREACHABLE_RETRY_MAX_S = 2.0
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # KEYS[1]: the model's window. ARGV: now (ms), window (ms), limit, a unique member.
 # Returns 0 when the call was admitted, else the milliseconds until a slot frees up.
@@ -90,8 +101,14 @@ class RedisRateLimiter:
         if self.rpm == 0:
             return
         deadline = self._clock() + timeout_s
+        failures = 0
         while True:
-            wait_s = self.try_acquire(model)
+            try:
+                wait_s = self.try_acquire(model)
+            except _UNREACHABLE as exc:
+                failures += 1
+                self._wait_for_redis(model, failures, deadline - self._clock(), exc)
+                continue
             if wait_s <= 0:
                 return
             remaining = deadline - self._clock()
@@ -104,3 +121,23 @@ class RedisRateLimiter:
                 )
             # A little jitter so the workers woken by the same freed slot do not collide.
             self._sleep(wait_s + random.uniform(0, min(0.05, remaining - wait_s)))
+
+    def _wait_for_redis(
+        self, model: str, failures: int, remaining_s: float, exc: Exception
+    ) -> None:
+        """Back off before asking Redis again, or give up with a retryable error once the
+        caller's wait is over (the gateway then retries the call, as after a 429)."""
+        delay = min(UNREACHABLE_RETRY_MAX_S, UNREACHABLE_RETRY_BASE_S * 2 ** (failures - 1))
+        if delay > remaining_s:
+            raise RetryableModelError(
+                "rate_limiter_unavailable",
+                f"the shared rate limit for {model} could not be checked (Redis unreachable)",
+            ) from exc
+        log.warning(
+            "rate_limiter_unreachable",
+            model=model,
+            failures=failures,
+            delay_s=round(delay, 2),
+            error=type(exc).__name__,
+        )
+        self._sleep(delay)

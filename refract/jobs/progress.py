@@ -6,12 +6,19 @@ replaced by a newer version, so a late publish never overwrites a newer state.
 The snapshot answers ``GET /api/v1/jobs/<id>`` fast; the stream feeds the Server-Sent
 Events endpoint and lets a client resume with ``Last-Event-ID``. Redis may be lost at
 any time: Postgres stays the record of truth and readers fall back to it.
+
+A publish that fails (Redis unreachable for a moment) leaves the snapshot behind the
+database, and nothing else would ever correct it: the job may not change again. So the
+bus remembers the jobs it failed to publish and, given a way to reload a job's committed
+state (:mod:`refract.jobs.resync`), republishes them from a thread of its own once Redis
+answers again, within about a second.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,14 +72,37 @@ def redis_from_url(url: str) -> redis.Redis[str]:
     )
 
 
-class ProgressBus:
-    """Writes and reads job snapshots and event streams in Redis."""
+# A job's committed state to republish: its version, snapshot and catch-up events, or
+# None if the job no longer exists.
+Reload = Callable[[str], "tuple[int, dict[str, Any], list[Event]] | None"]
 
-    def __init__(self, client: redis.Redis[str], *, maxlen: int = 1000, ttl_s: int = 7 * 86400):
+
+class ProgressBus:
+    """Writes and reads job snapshots and event streams in Redis.
+
+    ``reload`` (optional) reads a job's committed state from the database: with it, a job
+    whose publish failed is republished once Redis answers again (every
+    ``resync_interval_s`` while any is behind).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis[str],
+        *,
+        maxlen: int = 1000,
+        ttl_s: int = 7 * 86400,
+        reload: Reload | None = None,
+        resync_interval_s: float = 1.0,
+    ):
         self.client = client
         self.maxlen = maxlen
         self.ttl_s = ttl_s
+        self.reload = reload
+        self.resync_interval_s = resync_interval_s
         self._publish = client.register_script(_PUBLISH)
+        self._behind: set[str] = set()
+        self._lock = threading.Lock()
+        self._resyncer: threading.Thread | None = None
 
     @staticmethod
     def snapshot_key(job_id: str) -> str:
@@ -98,9 +128,58 @@ class ProgressBus:
         try:
             self._publish(keys=[self.snapshot_key(job_id), self.stream_key(job_id)], args=args)
         except redis.RedisError as exc:
-            log.warning("progress_publish_failed", job_id=job_id, error=str(exc))
+            log.warning("progress_publish_failed", job_id=job_id, error=type(exc).__name__)
+            self._fell_behind(job_id)
             return False
+        with self._lock:
+            self._behind.discard(job_id)
         return True
+
+    def behind(self) -> set[str]:
+        """The jobs whose snapshot may be behind the database (a publish failed)."""
+        with self._lock:
+            return set(self._behind)
+
+    def catch_up(self) -> int:
+        """Republish every job that fell behind from its committed state; returns how
+        many are still behind (Redis still down). One pass; the resync thread repeats it."""
+        if self.reload is None:
+            return len(self.behind())
+        for job_id in sorted(self.behind()):
+            try:
+                state = self.reload(job_id)
+            except Exception as exc:  # the database is down too: next pass
+                log.warning("progress_resync_failed", job_id=job_id, error=type(exc).__name__)
+                break
+            if state is None:  # deleted meanwhile: nothing to show
+                with self._lock:
+                    self._behind.discard(job_id)
+                continue
+            version, snapshot, events = state
+            if not self.publish(job_id, version, snapshot, events):
+                break  # Redis is still away: the rest would fail the same way
+            log.info("progress_resynced", job_id=job_id, version=version)
+        return len(self.behind())
+
+    def _fell_behind(self, job_id: str) -> None:
+        with self._lock:
+            self._behind.add(job_id)
+            if self.reload is None or (self._resyncer and self._resyncer.is_alive()):
+                return
+            self._resyncer = threading.Thread(
+                target=self._resync_until_caught_up, name="progress-resync", daemon=True
+            )
+            self._resyncer.start()
+
+    def _resync_until_caught_up(self) -> None:
+        # Ends once nothing is behind; the next failed publish starts another.
+        while True:
+            threading.Event().wait(self.resync_interval_s)
+            if self.catch_up() == 0:
+                with self._lock:
+                    if not self._behind:
+                        self._resyncer = None
+                        return
 
     def snapshot(self, job_id: str) -> tuple[int, dict[str, Any]] | None:
         """The latest snapshot and its version, or ``None`` if Redis has none (or is down)."""

@@ -137,6 +137,34 @@ CASES: dict[str, Case] = {
         400, None, raw=b"--x\r\n", content_type="multipart/form-data"
     ),
     "idempotency key too long": Case(422, "Idempotency-Key", json=video_body()),
+    # Postgres stores NUL in neither text nor JSONB: refused up front, never a 500.
+    "NUL in the title": Case(
+        422,
+        "source.title",
+        json={"kind": "video", "source": {**inline_source(), "title": "Gangnam\x00Style"}},
+        detail_has="NUL",
+    ),
+    "NUL in a transcript line": Case(
+        422,
+        "source.transcript.1.text",
+        json={
+            "kind": "video",
+            "source": {
+                **inline_source(),
+                "transcript": [{"start": 0.0, "text": "ok"}, {"start": 1.0, "text": "a\x00b"}],
+            },
+        },
+    ),
+    "NUL in a comment's author": Case(
+        422,
+        "source.comments.0.author",
+        json={
+            "kind": "video",
+            "source": {**inline_source(), "comments": [{"text": "hi", "author": "\x00"}]},
+        },
+    ),
+    "NUL in the language": Case(422, "language", json={**video_body(), "language": "en\x00"}),
+    "NUL in the prompt": Case(422, "prompt", data=photocard(ASTRONAUT, prompt="stars\x00")),
 }
 
 

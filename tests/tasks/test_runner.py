@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
@@ -623,3 +624,18 @@ def test_inputs_out_of_reach_leave_the_feature_to_be_run_again(
     assert run.status == "running" and run.error_code is None
     assert backend.calls == []
     assert services.heartbeats.beat_once() == 0  # nothing beats for it any more
+
+
+def test_redis_out_of_reach_mid_work_is_never_an_internal_error(
+    services: WorkerServices, make_job: MakeJob, backend: StubBackend
+) -> None:
+    job_id = video_job(make_job)
+
+    def work(_ctx: FeatureContext) -> Any:
+        raise redis.ConnectionError("Error 111 connecting to 10.0.0.5:6379")
+
+    outcome = execute_feature(services, job_id, "summary", "task-1", work)
+
+    assert outcome["outcome"] == "noop"
+    run = runs(services, job_id)["summary"]
+    assert run.status == "running" and run.error_code is None  # left to be run again

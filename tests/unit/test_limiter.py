@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from refract.core.errors import RetryableModelError
 from refract.gateway.limiter import RedisRateLimiter
@@ -124,3 +126,45 @@ def test_limit_holds_across_concurrent_limiters(redis_url: str, prefix: str) -> 
         t.join(10)
     assert len(admitted) == 10
     assert len(refused) == 30
+
+
+def test_a_redis_blip_is_waited_out(client: redis.Redis[str], prefix: str) -> None:
+    clock = FakeClock()
+    lim = limiter(client, prefix, 3, clock)
+    script = lim._script
+    failures = [redis.ConnectionError("reset by peer"), redis.TimeoutError("timed out")]
+
+    def flaky(**kwargs: object) -> object:
+        if failures:
+            raise failures.pop(0)
+        return script(**kwargs)
+
+    lim._script = flaky  # type: ignore[assignment]
+    lim.acquire("m", timeout_s=30)
+
+    assert failures == []
+    assert clock.slept == [0.2, 0.4]  # backed off, then admitted
+    assert client.zcard(lim.key("m")) == 1
+
+
+def test_redis_out_of_reach_past_the_wait_is_a_retryable_error() -> None:
+    clock = FakeClock()
+    # Nothing listens on port 1: every call is refused at once.
+    dead = redis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+    lim = RedisRateLimiter(dead, 3, sleep=clock.sleep, clock=clock)
+
+    with pytest.raises(RetryableModelError) as raised:
+        lim.acquire("m", timeout_s=3.5)
+
+    # Retried with growing waits within the 3.5 s, then handed to the gateway's retry loop
+    # (never an unexpected error that fails the feature for good).
+    assert raised.value.code == "rate_limiter_unavailable"
+    assert clock.slept == [0.2, 0.4, 0.8, 1.6]
+    assert raised.value.retry_after is None
+    dead.close()
