@@ -10,14 +10,17 @@ import uuid
 import structlog
 from flask import Flask, Response, request
 
-from api import db, errors
+from api import auth, db, errors, limits
+from api.auth import secret_of
 from api.intake import ApiRequest
 from api.services import Services
-from refract.core.db import init_engine
+from refract.access.signing import Signer
+from refract.core.db import get_sessionmaker, init_engine
 from refract.core.settings import Settings, load_settings
 from refract.imaging.storage import MediaStore
 from refract.jobs.celery_app import create_celery_app
 from refract.jobs.progress import ProgressBus, redis_from_url
+from refract.jobs.resync import committed_state
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -26,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ``settings`` defaults to the environment's (:func:`refract.core.settings.load_settings`).
     """
     settings = settings or load_settings()
+    auth.check_secret(settings)
     init_engine(settings)
     app = Flask(__name__)
     app.request_class = ApiRequest
@@ -36,15 +40,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["refract"] = Services(
         settings=settings,
         bus=ProgressBus(
-            redis_client, maxlen=settings.event_stream_maxlen, ttl_s=settings.snapshot_ttl_s
+            redis_client,
+            maxlen=settings.event_stream_maxlen,
+            ttl_s=settings.snapshot_ttl_s,
+            reload=committed_state(get_sessionmaker()),
         ),
         store=MediaStore(settings.media_dir),
         celery=create_celery_app(settings, send_only=True),
+        signer=Signer(secret_of(settings), settings.artifact_url_ttl_s),
     )
     db.init_app(app)
     errors.init_app(app)
     _register_blueprints(app)
+    # The request id first (every log line of the request has it), then the caller.
     app.before_request(_bind_request_id)
+    auth.init_app(app, settings)
+    limits.init_app(app)
     app.after_request(_echo_request_id)
     return app
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Request
@@ -57,15 +58,22 @@ def idempotency_key(request: Request) -> str | None:
     return parse(IdempotencyHeaders, {"Idempotency-Key": value}, what="header").idempotency_key
 
 
-def read_submission(request: Request, settings: Settings) -> Submission:
-    """Parse and check a job request; raises a ``ProblemError`` for anything wrong."""
+def read_submission(
+    request: Request, settings: Settings, owner_key_id: uuid.UUID | None = None
+) -> Submission:
+    """Parse and check a job request by the key ``owner_key_id``; raises a
+    ``ProblemError`` for anything wrong."""
     mimetype = request.mimetype
     if mimetype == JSON_TYPE or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
     ):
-        return _video_submission(_read_json(request), settings)
-    if mimetype == MULTIPART_TYPE:
-        return _photocard_submission(request, settings)
+        submission = _video_submission(_read_json(request), settings)
+    elif mimetype == MULTIPART_TYPE:
+        submission = _photocard_submission(request, settings)
+    else:
+        submission = None
+    if submission is not None:
+        return replace(submission, job=replace(submission.job, owner_key_id=owner_key_id))
     shown = mimetype or "none"
     raise UnsupportedMediaType(
         f"Content-Type {shown} is not accepted: send a video job as {JSON_TYPE} "

@@ -9,6 +9,7 @@ sent. A broker failure after the commit is logged and the job stays ``queued`` w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +39,30 @@ class Outcome:
 
 
 def submit(
-    session: Session, services: Services, submission: Submission, key: str | None
+    session: Session,
+    services: Services,
+    submission: Submission,
+    key: str | None,
+    admit: Callable[[], None] = lambda: None,
 ) -> Outcome:
-    """Create the job of ``submission`` (or return the one ``key`` already created)."""
+    """Create the job of ``submission`` (or return the one ``key`` already created).
+
+    ``admit`` runs just before a job is created (never for a replay of ``key``) and
+    raises to refuse it: intake closed, the key over its daily cap.
+    """
+    owner = submission.job.owner_key_id
     if key is not None:
-        existing = find_by_idempotency_key(session, key, submission.job.request_hash)
+        existing = find_by_idempotency_key(session, owner, key, submission.job.request_hash)
         if existing is not None:
             return Outcome(existing, created=False)
+    admit()
     try:
         job = _create(session, services.store, submission, key)
     except IntegrityError:
         # Another request with the same Idempotency-Key committed first.
         if key is None:
             raise
-        existing = find_by_idempotency_key(session, key, submission.job.request_hash)
+        existing = find_by_idempotency_key(session, owner, key, submission.job.request_hash)
         if existing is None:
             raise Conflict("a request with this Idempotency-Key is in progress") from None
         return Outcome(existing, created=False)

@@ -1,4 +1,4 @@
-"""The ``refract`` command: migrate, api, worker, beat, up, submit, demo.
+"""The ``refract`` command: migrate, api, worker, beat, up, keys, intake, submit, demo.
 
 Every sub-command reads the same settings (environment variables, see the README).
 ``refract up`` runs the API, a worker and beat as child processes in the foreground and
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.stack import redact
+from refract.core.errors import StartupRefused
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings, load_settings
 from refract.jobs.catalog import ALL_QUEUES
@@ -42,7 +43,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API with gunicorn (threads, so Server-Sent Events do not starve it)."""
     from gunicorn.app.base import BaseApplication
 
+    from api.auth import check_startup
+
     settings = _settings()
+    try:
+        check_startup(settings, args.host)
+    except StartupRefused as exc:
+        print(f"refract api: {exc}", file=sys.stderr)
+        return 2
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -120,10 +128,37 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.start()
+    except StartupRefused as exc:
+        stack.stop()
+        print(f"refract up: {exc}", file=sys.stderr)
+        return 2
     except BaseException:
         stack.stop()
         raise
     return stack.run_until_signalled()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys."""
+    from launch.keys import run_keys
+
+    settings = _settings()
+    return run_keys(
+        settings.database_url,
+        args.action,
+        name=getattr(args, "name", None),
+        role=getattr(args, "role", "client"),
+        rate=getattr(args, "rate", None),
+        max_jobs_per_day=getattr(args, "max_jobs_per_day", None),
+    )
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    """Pause, resume or show intake of new jobs."""
+    from launch.intake import run_intake
+
+    settings = _settings()
+    return run_intake(settings.effective_redis_url, args.action)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -133,7 +168,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from launch.client import ClientError, follow, print_results, save_images, submit
 
     features = [f.strip() for f in args.features.split(",")] if args.features else None
-    with httpx.Client(base_url=args.api, timeout=30) as http:
+    key = args.key or os.environ.get("REFRACT_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=args.api, timeout=30, headers=headers) as http:
         try:
             job = submit(
                 http, args.target, prompt=args.prompt, features=features, language=args.language
@@ -201,7 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     sbm.add_argument("--language", help="language of the written results, e.g. en or ko")
     sbm.add_argument("--json", action="store_true", help="print the final job as JSON")
     sbm.add_argument("--out", default="var/out", help="where to save image artifacts")
+    sbm.add_argument("--key", help="the API key (default: $REFRACT_API_KEY)")
     sbm.set_defaults(func=cmd_submit)
+
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="make a key; its secret is the last line")
+    create.add_argument("--name", required=True, help="who uses it, e.g. booth-1")
+    create.add_argument("--role", choices=["client", "admin"], default="client")
+    create.add_argument("--rate", help="submissions allowed, e.g. 120/min (default: settings)")
+    create.add_argument("--max-jobs-per-day", type=int, help="a daily cap on new jobs")
+    keys_sub.add_parser("list", help="every key (never a secret)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    keys.set_defaults(func=cmd_keys)
+
+    intake = sub.add_parser("intake", help="pause or resume intake of new jobs")
+    intake.add_argument("action", choices=["pause", "resume", "status"])
+    intake.set_defaults(func=cmd_intake)
 
     demo = sub.add_parser("demo", help="start the embedded stack, run the samples, stop")
     demo.add_argument("--port", type=int, default=None, help="API port (default: a free one)")

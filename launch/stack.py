@@ -11,6 +11,7 @@ embedded Redis, so no process or port is left behind.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,8 +22,10 @@ from typing import IO, Any
 
 import httpx
 
+from api.auth import is_loopback
 from launch.embedded import EmbeddedRedis
 from launch.supervisor import Backoff, Supervisor
+from refract.core.errors import StartupRefused
 from refract.core.settings import Settings
 from refract.jobs.catalog import ALL_QUEUES
 
@@ -81,7 +84,7 @@ class LocalStack:
         broker_label = redact(self.settings.broker_url) if self.settings.broker_url else redis_label
         return (
             f"refract: database={redact(self.settings.database_url)} redis={redis_label} "
-            f"broker={broker_label} model backend={self.settings.backend}"
+            f"broker={broker_label} model backend={self.settings.backend} {self.auth_label}"
         )
 
     def start(self) -> None:
@@ -89,6 +92,7 @@ class LocalStack:
         from launch.migrate import upgrade
 
         self.env = dict(os.environ)
+        self._front_door()
         if self.settings.redis_url is None:
             self.redis = EmbeddedRedis(self.state_dir / "redis").start()
             self.env["REFRACT_REDIS_URL"] = self.redis.url
@@ -116,6 +120,37 @@ class LocalStack:
             echo=self._write_log_line if self.quiet else None,
         )
         self.supervisor.start()
+
+    def _front_door(self) -> None:
+        """Auth off on loopback unless REFRACT_AUTH says otherwise (a developer's or a demo's
+        stack), and one artifact-signing secret shared by every child."""
+        if "REFRACT_AUTH" not in self.env and is_loopback(self.host):
+            self.env["REFRACT_AUTH"] = "off"
+        if not self.env.get("REFRACT_SECRET_KEY"):
+            self.env["REFRACT_SECRET_KEY"] = self._stored_secret()
+        if self.env.get("REFRACT_AUTH", self.settings.auth) == "off" and not is_loopback(self.host):
+            raise StartupRefused(
+                f"REFRACT_AUTH=off is allowed only on a loopback address, not {self.host}"
+            )
+
+    def _stored_secret(self) -> str:
+        """The stack's signing secret, made once and kept in the state directory, so that
+        artifact URLs handed out stay valid across restarts."""
+        path = self.state_dir / "secret_key"
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(secret + "\n")
+        return secret
+
+    @property
+    def auth_label(self) -> str:
+        """How the API checks callers, for the banner."""
+        if self.env.get("REFRACT_AUTH", self.settings.auth) == "off":
+            return "auth: off (loopback only)"
+        return "auth: API keys required"
 
     def _write_log_line(self, line: str) -> None:
         if self._log_file is not None:

@@ -13,10 +13,10 @@ What it resends, and when:
   ``heartbeat_timeout_s`` ago never got its callback (the chord's state lived in a Redis
   that was lost): it is sent on its own.
 
-Before any of that, what already has a message in the broker (waiting in its queue, or
-reserved by a worker) is not lost and is never resent (:mod:`refract.jobs.queues`): under
-a backlog, queued work only waits its turn. Every task is idempotent, so an extra copy of
-a message would be harmless, but it is load; recovery sends are also spaced by
+Before any of that, what already has a message waiting in its broker queue is not lost
+and is never resent (:mod:`refract.jobs.queues`): under a backlog, queued work only waits
+its turn. Every task is idempotent, so an extra copy of a message would be harmless, but
+it is load; recovery sends are also spaced by
 ``heartbeat_timeout_s`` per job.
 """
 

@@ -250,6 +250,10 @@ def _record(
     except Skip as skip:
         ctx.log.info("feature_outcome_dropped", reason=skip.reason)
         return "noop"
+    except NotFound:
+        # The job was erased while this run worked (DELETE): nothing is left to store.
+        ctx.log.info("feature_outcome_dropped", reason="the job was deleted")
+        return "noop"
     except Exception as exc:
         # The paid answer could not be kept: the heartbeat stops, and the feature is sent
         # again once it is seen as lost.

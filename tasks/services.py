@@ -19,6 +19,7 @@ from refract.core.settings import Settings, load_settings
 from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
 from refract.imaging.storage import MediaStore
+from refract.jobs.celery_app import settings_of
 from refract.jobs.progress import ProgressBus, redis_from_url
 from refract.jobs.resync import committed_state
 from refract.youtube.cache import YouTubeMaterial
@@ -79,7 +80,7 @@ def get_services() -> WorkerServices:
             if _services is None:
                 from celery import current_app
 
-                settings = getattr(current_app.conf, "refract_settings", None) or load_settings()
+                settings = settings_of(current_app) or load_settings()
                 _services = build_services(settings)
     return _services
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 
 from refract.core.settings import Settings, load_settings
-from refract.jobs.catalog import RECONCILE_TASK
+from refract.jobs.catalog import PURGE_TASK, RECONCILE_TASK
 from refract.jobs.celery_app import create_celery_app
 
 TASK_MODULES = [
@@ -21,6 +21,7 @@ TASK_MODULES = [
     "tasks.stylize",
     "tasks.card",
     "tasks.reconcile",
+    "tasks.retention",
 ]
 
 
@@ -42,7 +43,12 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
                 "task": RECONCILE_TASK,
                 "schedule": settings.reconcile_interval_s,
                 "options": {"expires": settings.reconcile_interval_s},
-            }
+            },
+            "purge-expired": {
+                "task": PURGE_TASK,
+                "schedule": settings.retention_interval_s,
+                "options": {"expires": settings.retention_interval_s},
+            },
         },
     )
     return app

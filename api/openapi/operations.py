@@ -194,19 +194,63 @@ stream_job_events = documented(
     extra_models=(FeatureEventData, JobEventData),
 )
 
+delete_job = documented(
+    operation_id="deleteJob",
+    tags=["jobs"],
+    path_parameters=JOB_ID,
+    resp=Responses(
+        "HTTP_204",
+        HTTP_404=(Problem, "No such job (or another key's)."),
+        HTTP_503=UNAVAILABLE,
+    ),
+    extra={
+        "description": "Erase the job: its inputs, results and every image it stored. "
+        "Afterwards the job answers 404 and its image URLs are dead.",
+        "responses": {"204": {"description": "Erased."}, **UNAVAILABLE_HEADERS},
+    },
+)
+
 # --- artifacts ---------------------------------------------------------------------------
+
+SIGNATURE_PARAMETERS = [
+    {
+        "name": "expires",
+        "in": "query",
+        "required": True,
+        "description": "When the URL stops working (Unix seconds); part of the signed URL "
+        "a job resource gives out.",
+        "schema": {"type": "integer"},
+    },
+    {
+        "name": "sig",
+        "in": "query",
+        "required": True,
+        "description": "The URL's signature; any change makes the URL answer 404.",
+        "schema": {"type": "string"},
+    },
+]
 
 get_artifact = documented(
     operation_id="getArtifact",
     tags=["artifacts"],
     path_parameters={"artifact_id": "The artifact's id (a UUID)."},
-    resp=Responses("HTTP_304", HTTP_404=(Problem, "No such artifact."), HTTP_503=UNAVAILABLE),
+    resp=Responses(
+        "HTTP_304",
+        HTTP_404=(Problem, "No such artifact, or the URL is unsigned, altered or expired."),
+        HTTP_410=(Problem, "The image was erased (retention)."),
+        HTTP_503=UNAVAILABLE,
+    ),
     extra={
-        "parameters": [IF_NONE_MATCH],
+        "description": "Served by the signed URL a job resource gives out (`image_url`, "
+        "`photo_url`): no API key needed while it lasts (`REFRACT_ARTIFACT_URL_TTL_S`).",
+        "parameters": [IF_NONE_MATCH, *SIGNATURE_PARAMETERS],
         "responses": {
             "200": {
                 "description": "The image bytes.",
-                "headers": {"ETag": _header("The image's SHA-256.")},
+                "headers": {
+                    "ETag": _header("The image's SHA-256."),
+                    "Cache-Control": _header("`private, max-age=<seconds the URL has left>`."),
+                },
                 "content": {"image/png": IMAGE, "image/jpeg": IMAGE, "image/webp": IMAGE},
             },
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},

@@ -110,13 +110,52 @@ def document() -> dict[str, Any]:
     return cast(dict[str, Any], cache["document"])
 
 
+# Operations served without an API key (artifacts: their signed URL is the credential).
+PUBLIC_OPERATIONS = frozenset({"healthz", "readyz", "getArtifact"})
+RATE_LIMITED = {
+    "description": "Over this key's rate (or its daily cap); nothing was done.",
+    "headers": {
+        "Retry-After": {"schema": {"type": "integer"}},
+        "RateLimit-Policy": {
+            "description": 'The policy, e.g. `"submit";q=30;w=60` (IETF httpapi draft).',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": 'What is left, e.g. `"submit";r=0;t=12`.',
+            "schema": {"type": "string"},
+        },
+    },
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+UNAUTHORIZED = {
+    "description": "No API key, or an unknown or revoked one.",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 def _finish(doc: dict[str, Any]) -> dict[str, Any]:
     """Add what models cannot express to spectree's document."""
-    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     for model in _EXTRA_MODELS:
         _add_schema(schemas, model)
+    _add_schema(schemas, Problem)
+    components.setdefault("securitySchemes", {})["bearerAuth"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key made with `refract keys create`, as "
+        "`Authorization: Bearer <key>` (not needed when the server runs with "
+        "REFRACT_AUTH=off on loopback).",
+    }
+    doc["security"] = [{"bearerAuth": []}]
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
+            if operation.get("operationId") in PUBLIC_OPERATIONS:
+                operation["security"] = []
+            else:
+                operation.setdefault("responses", {}).setdefault("401", UNAUTHORIZED)
+                operation["responses"].setdefault("429", RATE_LIMITED)
             responses = operation.get("responses", {})
             for code, response in responses.items():
                 content = response.get("content")

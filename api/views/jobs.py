@@ -1,4 +1,4 @@
-"""Jobs: create, read (ETag/304), list, and follow (Server-Sent Events)."""
+"""Jobs: create, read (ETag/304), list, follow (Server-Sent Events), and delete."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from werkzeug.http import unquote_etag
 from api.db import close_db, get_db
 from api.events import EVENT_ID_RE, open_stream
 from api.intake import idempotency_key, read_submission
+from api.limits import admit_new_job
 from api.openapi import operations
+from api.ownership import authorize_job, owner_cache
+from api.principal import current_principal
 from api.schemas import EventsQuery, JobListQuery
 from api.services import Services, services
 from api.submission import submit
@@ -20,10 +23,12 @@ from api.validation import parse
 from refract.core.errors import FieldError, ValidationFailed
 from refract.core.ids import parse_id
 from refract.jobs.catalog import FINAL_JOB_STATUSES
+from refract.jobs.erasure import erase_job
 from refract.jobs.resource import etag_for, job_resource
 from refract.jobs.store import get_job, list_jobs
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+log = structlog.get_logger(__name__)
 
 
 @bp.post("/jobs")
@@ -35,9 +40,11 @@ def create_job() -> Response:
     features are enqueued as soon as the job is stored.
     """
     svc = services()
+    principal = current_principal()
     key = idempotency_key(request)
-    submission = read_submission(request, svc.settings)
-    outcome = submit(get_db(), svc, submission, key)
+    submission = read_submission(request, svc.settings, principal.key_id)
+    outcome = submit(get_db(), svc, submission, key, admit=lambda: admit_new_job(principal))
+    owner_cache().put(outcome.job.id, outcome.job.owner_key_id)
     resource = job_resource(outcome.job)
     response = _resource_response(resource, svc, status=202 if outcome.created else 200)
     response.headers["Location"] = resource["links"]["self"]
@@ -53,9 +60,10 @@ def get_job_view(job_id: str) -> Response:
     Send the last `ETag` as `If-None-Match` to get a `304` while nothing changed.
     """
     structlog.contextvars.bind_contextvars(job_id=job_id)
+    authorize_job(job_id)
     svc = services()
     resource = current_resource(svc, job_id)
-    etag = etag_for(resource["id"], resource["version"])
+    etag = etag_for(resource["id"], resource["version"], svc.signer.epoch())
     if request.if_none_match.contains_weak(unquote_etag(etag)[0] or ""):
         not_modified = Response(status=304)
         _cache_headers(not_modified, resource, svc)
@@ -72,6 +80,7 @@ def list_jobs_view() -> Response:
     next page.
     """
     query = parse(JobListQuery, request.args.to_dict(), what="query")
+    principal = current_principal()
     try:
         jobs, next_cursor = list_jobs(
             get_db(),
@@ -79,10 +88,14 @@ def list_jobs_view() -> Response:
             status=query.status.value if query.status else None,
             kind=query.kind.value if query.kind else None,
             cursor=query.cursor,
+            # A client lists its own jobs; an admin (or anyone with auth off) every job.
+            owner="any" if principal.is_admin else principal.key_id,
         )
     except ValidationFailed as exc:
         raise ValidationFailed(exc.detail, errors=[FieldError("cursor", exc.detail)]) from exc
-    body = {"items": [job_resource(job) for job in jobs], "next_cursor": next_cursor}
+    svc = services()
+    items = [svc.signer.sign_urls(job_resource(job)) for job in jobs]
+    body = {"items": items, "next_cursor": next_cursor}
     response = _json(body)
     if next_cursor is not None:
         params: dict[str, Any] = {"limit": query.limit, "cursor": next_cursor}
@@ -94,11 +107,33 @@ def list_jobs_view() -> Response:
     return response
 
 
+@bp.delete("/jobs/<job_id>")
+@operations.delete_job
+def delete_job_view(job_id: str) -> Response:
+    """Delete a job: its inputs, results, and every image it stored.
+
+    Only its owner (or an admin) may; afterwards the job is 404 and its image URLs are
+    dead. Features still running stop mattering: their results are dropped.
+    """
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+    key = authorize_job(job_id)
+    svc = services()
+    session = get_db()
+    remove_files = erase_job(session, svc.store.delete, key)
+    session.commit()
+    remove_files()
+    owner_cache().forget(key)
+    svc.bus.forget(str(key))
+    log.info("job_deleted")
+    return Response(status=204)
+
+
 @bp.get("/jobs/<job_id>/events")
 @operations.stream_job_events
 def stream_events(job_id: str) -> Response:
     """Follow a job's progress (Server-Sent Events)."""
     structlog.contextvars.bind_contextvars(job_id=job_id)
+    authorize_job(job_id)
     svc = services()
     after = _last_event_id()
     frames = open_stream(
@@ -154,13 +189,14 @@ def _checked_event_id(value: str, field: str) -> str:
 
 
 def _resource_response(resource: dict[str, Any], svc: Services, status: int = 200) -> Response:
-    response = _json(resource, status)
+    # Image URLs are signed as they leave: what is stored and published has paths only.
+    response = _json(svc.signer.sign_urls(resource), status)
     _cache_headers(response, resource, svc)
     return response
 
 
 def _cache_headers(response: Response, resource: dict[str, Any], svc: Services) -> None:
-    response.headers["ETag"] = etag_for(resource["id"], resource["version"])
+    response.headers["ETag"] = etag_for(resource["id"], resource["version"], svc.signer.epoch())
     response.headers["Cache-Control"] = "no-cache"
     if resource["status"] not in FINAL_JOB_STATUSES:
         response.headers["Retry-After"] = str(svc.settings.poll_after_s)

@@ -77,6 +77,22 @@ class BadRequest(ProblemError):
     status, title = 400, "Bad Request"
 
 
+class Unauthorized(ProblemError):
+    """No API key, or one that is unknown or revoked."""
+
+    status, title = 401, "Unauthorized"
+
+    def __init__(self, detail: str = "a valid API key is required", **kwargs: Any) -> None:
+        headers = {"WWW-Authenticate": 'Bearer realm="refract"', **kwargs.pop("headers", {})}
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class Forbidden(ProblemError):
+    """The key is valid but its role may not do this."""
+
+    status, title = 403, "Forbidden"
+
+
 class NotFound(ProblemError):
     """No such job, artifact or route."""
 
@@ -87,6 +103,12 @@ class Conflict(ProblemError):
     """An idempotency key was reused with a different body."""
 
     status, title = 409, "Conflict"
+
+
+class Gone(ProblemError):
+    """The resource existed but was erased (retention)."""
+
+    status, title = 410, "Gone"
 
 
 class PayloadTooLarge(ProblemError):
@@ -105,6 +127,13 @@ class ValidationFailed(ProblemError):
     """The body parsed but its content is not acceptable."""
 
     status, title = 422, "Unprocessable Content"
+
+
+class TooManyRequests(ProblemError):
+    """A key went over its rate limit or its daily cap."""
+
+    status, title = 429, "Too Many Requests"
+    code = "rate_limited"
 
 
 class ServiceUnavailable(ProblemError):
@@ -145,6 +174,17 @@ class BrokerUnavailable(ServiceUnavailable):
 
     code = "broker_unavailable"
     default_detail = "the job queue is unavailable right now; try again shortly"
+
+
+class Overloaded(ServiceUnavailable):
+    """Admission control: the backlog is too long or intake is paused; reads still work."""
+
+    code = "overloaded"
+    default_detail = "too many jobs are waiting; try again shortly"
+
+
+class StartupRefused(RefractError):
+    """A process will not start with this configuration; the message says why, in a line."""
 
 
 @dataclass

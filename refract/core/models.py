@@ -1,4 +1,4 @@
-"""Database models: jobs, their feature runs, and artifacts (stored images).
+"""Database models: API keys, jobs, their feature runs, and artifacts (stored images).
 
 Postgres is the record of truth; Redis only mirrors it. The metadata carries a naming
 convention so that Alembic's generated constraint names are stable across databases.
@@ -80,6 +80,28 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class ApiKey(Base):
+    """A client's or an operator's API key. Only a hash of the secret is kept.
+
+    The secret is 32 random bytes, so a single SHA-256 suffices (a slow password hash
+    protects guessable secrets; these are not). ``prefix`` is the start of the secret,
+    shown by ``refract keys list`` to tell keys apart.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="client")  # client or admin
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "<count>/<sec|min|hour>" for submissions; None: the settings' default.
+    rate: Mapped[str | None] = mapped_column(String(32), default=None)
+    max_jobs_per_day: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
 class Job(Base):
     """One visitor request: a video to analyse or a photo to make a card from."""
 
@@ -93,7 +115,13 @@ class Job(Base):
     # What the job works on: {"url", "video_id"} or {"source": {...}} for videos,
     # {"prompt"} for photo cards (the photo itself is an Artifact with role "photo").
     input: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The key that created the job (None with REFRACT_AUTH=off): only it, or an admin,
+    # may see the job.
+    owner_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), default=None, index=True
+    )
+    # Scoped to the owner: "<owner key id or '-'>:<the client's Idempotency-Key>".
+    idempotency_key: Mapped[str | None] = mapped_column(String(320), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     # Bumped under the job's row lock on every change; orders Redis snapshots and ETags.
     version: Mapped[int] = mapped_column(Integer, default=0)
@@ -102,6 +130,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When retention erased its images and inline inputs (statuses and usage stay).
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     features: Mapped[list[FeatureRun]] = relationship(
         back_populates="job",
@@ -155,6 +185,8 @@ class FeatureRun(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "feature"),
         Index("ix_feature_runs_status_queued_at", "status", "queued_at"),
+        # Admission control counts what finished in the last minute (the drain rate).
+        Index("ix_feature_runs_finished_at", "finished_at"),
     )
 
 
@@ -175,3 +207,5 @@ class Artifact(Base):
     height: Mapped[int | None] = mapped_column(Integer, default=None)
     storage_key: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when retention erased the file: the artifact then answers 410 Gone.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -78,6 +78,29 @@ class Settings(BaseSettings):
     poll_after_s: int = Field(default=1, ge=1)
     sse_max_duration_s: float = Field(default=300.0, gt=0)
 
+    # --- the front door (docs/API.md, Security) ------------------------------------
+    # `required`: every API call but health, docs and signed artifact URLs needs a key.
+    # `off` is refused unless the API listens on a loopback address (dev, `refract demo`).
+    auth: Literal["required", "off"] = "required"
+    # Signs artifact URLs (HMAC-SHA256). Every API process must share it; `refract up`
+    # and `refract demo` make one for their children when it is unset.
+    secret_key: SecretStr | None = None
+    artifact_url_ttl_s: int = Field(default=3600, ge=60)
+    # Photos, portraits, cards and inline inputs older than this are erased by beat; the
+    # job keeps its statuses, timings and usage, and its artifacts answer 410 Gone.
+    retention_s: int = Field(default=86400, ge=60)
+    retention_interval_s: float = Field(default=300.0, gt=0)
+    # Per-key request rates ("<count>/<sec|min|hour>"), counted in Redis across every API
+    # process; a key created with `--rate` overrides the submission rate.
+    submit_rate: str = "30/min"
+    read_rate: str = "600/min"
+    # Admission control: new submissions get 503 while more features than this wait in
+    # the queues, or the oldest has waited longer than the limit.
+    max_backlog: int = Field(default=2000, ge=1)
+    max_queue_wait_s: float = Field(default=120.0, gt=0)
+    # How long an API process trusts a key it looked up (a revocation takes this long).
+    key_cache_s: float = Field(default=10.0, ge=0)
+
     # --- the workers ---------------------------------------------------------------
     worker_concurrency: int = Field(default=8, ge=1)
     # Redis hands an unacknowledged message to another worker after this. Lost work is

@@ -10,7 +10,6 @@ How replies are read (finish reasons, safety, usage) is in :mod:`gemini_replies`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,7 +43,7 @@ from refract.gateway.gemini_replies import (
     usage_of,
 )
 from refract.gateway.limiter import RateLimiter
-from refract.gateway.prompts import Prompt, load_prompt
+from refract.gateway.prompts import Prompt, data_block, load_prompt
 from refract.gateway.retry import RetryPolicy, call_with_retries
 
 try:  # google-genai 3.x talks through httpx2, a fork with its own exception classes.
@@ -117,7 +116,7 @@ class GeminiBackend(ModelBackend):
                 file_data=types.FileData(file_uri=video.url, mime_type="video/*")
             )
             text = prompt.render(
-                title=video.title or "(unknown)",
+                title=data_block("TITLE", video.title or "(unknown)"),
                 language=language,
                 source="the attached video",
                 length=_length(length_s),
@@ -126,18 +125,16 @@ class GeminiBackend(ModelBackend):
         elif video.transcript:
             # The last line's own length is unknown: allow a little past its start.
             length_s = length_s or video.transcript_span_s + TRANSCRIPT_TAIL_S
-            lines = "\n".join(
-                f"[{format_timestamp(line.start)}] {line.text}" for line in video.transcript
-            )
+            lines = [f"[{format_timestamp(line.start)}] {line.text}" for line in video.transcript]
             text = prompt.render(
-                title=video.title or "(unknown)",
+                title=data_block("TITLE", video.title or "(unknown)"),
                 language=language,
                 source="the transcript in the next part; each line starts with its [mm:ss] time",
                 length=_length(length_s),
             )
             parts = [
                 types.Part(text=text),
-                types.Part(text=f"<<<TRANSCRIPT\n{lines}\nTRANSCRIPT>>>"),
+                types.Part(text=data_block("TRANSCRIPT", lines)),
             ]
         else:
             raise FeatureError(
@@ -160,11 +157,12 @@ class GeminiBackend(ModelBackend):
             {"text": c.text[:MAX_COMMENT_CHARS], "likes": c.likes, "replies": c.replies}
             for c in video.comments
         ]
-        # ">>>" only occurs inside JSON strings; escaping it keeps a comment from faking
-        # the end marker and smuggling text out of the data block.
-        data = json.dumps(items, ensure_ascii=False).replace(">>>", "\\u003e\\u003e\\u003e")
-        text = prompt.render(title=video.title or "(unknown)", language=language, count=len(items))
-        parts = [types.Part(text=text), types.Part(text=f"<<<COMMENTS\n{data}\nCOMMENTS>>>")]
+        text = prompt.render(
+            title=data_block("TITLE", video.title or "(unknown)"),
+            language=language,
+            count=len(items),
+        )
+        parts = [types.Part(text=text), types.Part(text=data_block("COMMENTS", items))]
         return self._structured(
             prompt,
             parts,
@@ -177,7 +175,11 @@ class GeminiBackend(ModelBackend):
         prompt = load_prompt("thumbnail")
         parts = [
             _image_part(image),
-            types.Part(text=prompt.render(title=title or "(unknown)", language=language)),
+            types.Part(
+                text=prompt.render(
+                    title=data_block("TITLE", title or "(unknown)"), language=language
+                )
+            ),
         ]
         return self._structured(prompt, parts, ThumbnailResult)
 
@@ -199,8 +201,11 @@ class GeminiBackend(ModelBackend):
     ) -> ModelReply:
         """``card``: portrait + caption + the visitor's style request → the card image."""
         template = load_prompt("card")
-        style = prompt.strip()[:MAX_STYLE_PROMPT_CHARS].replace("STYLE>>>", "STYLE >>>")
-        text = template.render(caption=caption.strip(), prompt=style, language=language)
+        text = template.render(
+            caption=data_block("CAPTION", caption.strip()),
+            prompt=data_block("STYLE", prompt.strip()[:MAX_STYLE_PROMPT_CHARS]),
+            language=language,
+        )
         return self._image(template, [_image_part(portrait)], text)
 
     # --- calls and replies ---------------------------------------------------------

@@ -7,6 +7,7 @@ used, and its name (``summary.v1``) is stored with every result it produced.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -55,3 +56,16 @@ def parse_prompt(feature: str, version: str, text: str) -> Prompt:
     if "system" not in sections or "user" not in sections:
         raise ValueError(f"prompt {version} needs a '## system' and a '## user' section")
     return Prompt(feature, version, sections["system"], sections["user"])
+
+
+def data_block(label: str, value: object) -> str:
+    """``value`` as data for a prompt: JSON between ``<<<LABEL`` and ``LABEL>>>``.
+
+    Text from strangers (a video's title, a transcript, comments, a caption, a visitor's
+    wish) reaches the model only this way. JSON keeps it on one line with its quotes
+    escaped, and the markers' own ``<<<`` and ``>>>`` are escaped inside it, so no value
+    can close its block early and smuggle instructions out of it.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    text = text.replace("<<<", "\\u003c\\u003c\\u003c").replace(">>>", "\\u003e\\u003e\\u003e")
+    return f"<<<{label}\n{text}\n{label}>>>"

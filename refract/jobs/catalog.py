@@ -89,6 +89,7 @@ FEATURES: dict[str, FeatureSpec] = {
 }
 
 RECONCILE_TASK = f"refract.{MAINTENANCE_QUEUE}.reconcile"
+PURGE_TASK = f"refract.{MAINTENANCE_QUEUE}.purge_expired"
 
 
 def features_of(kind: JobKind) -> list[str]:

@@ -14,12 +14,16 @@ outliving its lost connection raises a connection error (Celery reconnects) rath
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from celery import Celery
 
 from refract.core.settings import Settings
 from refract.jobs.broker import transport_for
 from refract.jobs.catalog import ALL_QUEUES, TEXT_QUEUE
 from refract.jobs.result_backend import send_only as send_only_backend
+
+_SETTINGS: WeakKeyDictionary[Celery, Settings] = WeakKeyDictionary()
 
 
 def create_celery_app(
@@ -60,5 +64,14 @@ def create_celery_app(
         result_expires=24 * 3600,
         task_send_sent_event=True,
     )
-    app.conf.refract_settings = settings
+    # Beside the app, not in its conf: `celery inspect conf` and Flower show the conf,
+    # and the settings hold database and Redis URLs with their passwords.
+    _SETTINGS[app] = settings
     return app
+
+
+def settings_of(app: Celery) -> Settings | None:
+    """The settings ``app`` (or ``celery.current_app``, a proxy) was made with; ``None``
+    for an app made elsewhere."""
+    real = getattr(app, "_get_current_object", lambda: app)()
+    return _SETTINGS.get(real)

@@ -135,6 +135,18 @@ class ProgressBus:
             self._behind.discard(job_id)
         return True
 
+    def forget(self, job_id: str) -> None:
+        """Delete the job's snapshot and events (the job was erased). With Redis out of
+        reach the job counts as behind: the resync deletes them once it is back."""
+        try:
+            self.client.delete(self.snapshot_key(job_id), self.stream_key(job_id))
+        except redis.RedisError as exc:
+            log.warning("progress_forget_failed", job_id=job_id, error=type(exc).__name__)
+            self._fell_behind(job_id)
+            return
+        with self._lock:
+            self._behind.discard(job_id)
+
     def behind(self) -> set[str]:
         """The jobs whose snapshot may be behind the database (a publish failed)."""
         with self._lock:
@@ -151,9 +163,10 @@ class ProgressBus:
             except Exception as exc:  # the database is down too: next pass
                 log.warning("progress_resync_failed", job_id=job_id, error=type(exc).__name__)
                 break
-            if state is None:  # deleted meanwhile: nothing to show
-                with self._lock:
-                    self._behind.discard(job_id)
+            if state is None:  # erased: nothing of it may stay in Redis either
+                self.forget(job_id)
+                if job_id in self.behind():
+                    break  # Redis is still away
                 continue
             version, snapshot, events = state
             if not self.publish(job_id, version, snapshot, events):

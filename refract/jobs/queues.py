@@ -3,8 +3,13 @@
 The reconciler resends work that looks lost; under a backlog, work that merely waits its
 turn looks the same from the database (``queued``, sent a while ago). With a Redis broker
 the messages can be looked at: a Celery message waits in its queue's list (one list per
-priority step) until a worker takes it, then sits in kombu's ``unacked`` hash until it is
-acknowledged. A feature with a message in either place is not lost, and is left alone.
+priority step) until a worker takes it. A feature with a message there is not lost, and
+is left alone.
+
+A message a worker has taken sits in kombu's ``unacked`` hash until it is acknowledged,
+and stays there if that worker dies (until the visibility timeout hands it out again),
+so it proves nothing about liveness: heartbeats answer that, and those messages are not
+counted here.
 
 Only Refract's own feature tasks are recognised (by task name, job id as the only
 argument); with another broker :func:`waiting_features` cannot tell and says so
@@ -26,11 +31,9 @@ from refract.jobs.catalog import FEATURES
 
 log = structlog.get_logger(__name__)
 
-# kombu's Redis transport: a queue's list for priority n > 0 is "<queue>\x06\x16<n>",
-# and reserved messages live in this hash until acknowledged.
+# kombu's Redis transport: a queue's list for priority n > 0 is "<queue>\x06\x16<n>".
 PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
-UNACKED_KEY = "unacked"
 # Messages read per round trip: a long queue is read in slices, not in one reply.
 CHUNK = 1000
 
@@ -48,18 +51,10 @@ def broker_client(broker_url: str) -> redis.Redis[bytes] | None:
 
 
 def waiting_features(client: redis.Redis[bytes], queues: Iterable[str]) -> set[WorkKey] | None:
-    """Every (job id, feature) with a message waiting in ``queues`` or reserved by a worker;
-    ``None`` if the broker could not be read (the caller then cannot rule anything out)."""
+    """Every (job id, feature) with a message waiting in ``queues`` for a worker to take
+    it; ``None`` if the broker could not be read (the caller then rules nothing out)."""
     try:
         found = {key for raw in _queued_messages(client, queues) if (key := work_of(raw))}
-        for raw in client.hvals(UNACKED_KEY):
-            # A reserved message is stored with its exchange and routing key.
-            try:
-                message = json.loads(raw)[0]
-            except (ValueError, TypeError, IndexError, KeyError):
-                continue
-            if key := work_of(message):
-                found.add(key)
     except redis.RedisError as exc:
         log.warning("broker_unreadable", error=type(exc).__name__)
         return None

@@ -194,6 +194,12 @@ def job_resource(job: Job) -> dict[str, Any]:
     return resource.model_dump(mode="json", by_alias=True)
 
 
-def etag_for(job_id: str, version: int) -> str:
-    """The strong ETag of a job at ``version``; snapshot and database give the same."""
-    return f'"{job_id[:8]}-{version}"'
+def etag_for(job_id: str, version: int, url_epoch: int | None = None) -> str:
+    """The strong ETag of a job at ``version``; snapshot and database give the same.
+
+    ``url_epoch`` names the period its signed image URLs were made in: once they are
+    re-signed the answer differs, so the ETag does too (a client revalidating gets
+    fresh URLs before its old ones expire).
+    """
+    suffix = f"-{url_epoch}" if url_epoch is not None else ""
+    return f'"{job_id[:8]}-{version}{suffix}"'

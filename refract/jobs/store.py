@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -37,6 +37,13 @@ class NewJob:
     # A hash of the request that asked for it: a retried request (same Idempotency-Key,
     # same hash) gets the same job; another body with that key is a conflict.
     request_hash: str | None = None
+    # The API key that asks for it (None with REFRACT_AUTH=off): the job's owner.
+    owner_key_id: uuid.UUID | None = None
+
+
+def scoped_idempotency_key(owner_key_id: uuid.UUID | None, key: str) -> str:
+    """How ``key`` is stored: per owner, so two clients' keys never meet."""
+    return f"{owner_key_id or '-'}:{key}"
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -45,9 +52,13 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_by_idempotency_key(session: Session, key: str, request_hash: str | None) -> Job | None:
-    """The job created earlier with ``key``; ``Conflict`` if it was for another body."""
-    job = session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
+def find_by_idempotency_key(
+    session: Session, owner_key_id: uuid.UUID | None, key: str, request_hash: str | None
+) -> Job | None:
+    """The job ``owner_key_id`` created earlier with ``key``; ``Conflict`` if it was for
+    another body."""
+    scoped = scoped_idempotency_key(owner_key_id, key)
+    job = session.scalars(select(Job).where(Job.idempotency_key == scoped)).one_or_none()
     if job is not None and request_hash is not None and job.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request body")
     return job
@@ -63,7 +74,12 @@ def add_job(session: Session, new: NewJob, *, idempotency_key: str | None = None
         progress=0.0,
         language=new.language,
         input=new.input,
-        idempotency_key=idempotency_key,
+        owner_key_id=new.owner_key_id,
+        idempotency_key=(
+            scoped_idempotency_key(new.owner_key_id, idempotency_key)
+            if idempotency_key is not None
+            else None
+        ),
         request_hash=new.request_hash,
         version=1,
         created_at=now,
@@ -126,9 +142,15 @@ def list_jobs(
     status: str | None = None,
     kind: str | None = None,
     cursor: str | None = None,
+    owner: uuid.UUID | Literal["any"] | None = "any",
 ) -> tuple[list[Job], str | None]:
-    """Jobs newest first (keyset pagination on created_at, id) and the next cursor."""
+    """Jobs newest first (keyset pagination on created_at, id) and the next cursor;
+    ``owner`` limits them to one key's jobs (``None``: the jobs made with auth off)."""
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if owner != "any":
+        query = query.where(
+            Job.owner_key_id.is_(None) if owner is None else Job.owner_key_id == owner
+        )
     if status:
         query = query.where(Job.status == status)
     if kind:

@@ -89,7 +89,7 @@ def make_app(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., F
 
     yield build
     with get_engine().begin() as connection:
-        connection.execute(text("TRUNCATE jobs, feature_runs, artifacts CASCADE"))
+        connection.execute(text("TRUNCATE jobs, feature_runs, artifacts, api_keys CASCADE"))
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@ def test_video_url_job_is_stored_published_and_enqueued_as_a_group(
     JobResource.model_validate(body)
     job_id = body["id"]
     assert response.headers["Location"] == f"/api/v1/jobs/{job_id}"
-    assert response.headers["ETag"] == etag_for(job_id, body["version"])
+    epoch = client.application.extensions["refract"].signer.epoch()
+    assert response.headers["ETag"] == etag_for(job_id, body["version"], epoch)
     assert body["status"] == "queued"
     # Catalog order, whatever order the client listed them in.
     assert list(body["features"]) == ["summary", "comments", "thumbnail"]
@@ -136,8 +137,10 @@ def test_photocard_stores_a_clean_photo_and_enqueues_a_chord(
     photo_id = job.input["photo_artifact_id"]
     # The row names the photo by id; its URL is made when the resource is built.
     assert job.input == {"prompt": "as an astronaut on Mars", "photo_artifact_id": photo_id}
-    assert body["input"]["photo_url"] == f"/api/v1/artifacts/{photo_id}"
-    stored = client.get(f"/api/v1/artifacts/{photo_id}")
+    # Its URL is signed: it opens the photo without a key, for a while.
+    assert body["input"]["photo_url"].startswith(f"/api/v1/artifacts/{photo_id}?expires=")
+    assert client.get(f"/api/v1/artifacts/{photo_id}").status_code == 404
+    stored = client.get(body["input"]["photo_url"])
     assert stored.status_code == 200 and stored.mimetype == "image/jpeg"
     reopened = Image.open(io.BytesIO(stored.data))
     assert reopened.size == (512, 512)
@@ -239,9 +242,9 @@ def test_idempotency_insert_race_answers_with_the_winner(
     real_lookup = find_by_idempotency_key
     calls: list[str] = []
 
-    def late_lookup(session: Any, key: str, request_hash: str | None) -> Job | None:
+    def late_lookup(session: Any, owner: Any, key: str, request_hash: str | None) -> Job | None:
         calls.append(key)
-        return None if len(calls) == 1 else real_lookup(session, key, request_hash)
+        return None if len(calls) == 1 else real_lookup(session, owner, key, request_hash)
 
     monkeypatch.setattr(submission, "find_by_idempotency_key", late_lookup)
     loser = client.post("/api/v1/jobs", json=video_body(), headers=headers)

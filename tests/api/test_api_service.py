@@ -125,7 +125,7 @@ app = create_app(Settings(
     database_url="sqlite:///{tmp_path}/api.db", media_dir="{tmp_path}/media",
     redis_url="{redis_server.url(RedisDb.PROGRESS)}",
     broker_url="{redis_server.url(RedisDb.BROKER)}",
-    model_backend="local"))
+    model_backend="local", auth="off", secret_key="test"))
 Base.metadata.create_all(get_engine())
 response = app.test_client().post(
     "/api/v1/jobs", json={{"kind": "video", "url": "https://youtu.be/9bZkp7q19f0"}})

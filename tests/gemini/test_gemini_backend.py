@@ -63,7 +63,7 @@ def test_summary_by_url_sends_a_video_file_data_part(
     assert (reply.backend, reply.model, reply.prompt_version) == (
         "gemini",
         "gemini-test-flash",
-        "summary.v1",
+        "summary.v2",
     )
     assert_usage(reply.usage)
     assert reply.image is None
@@ -108,7 +108,8 @@ def test_summary_from_transcript_sends_timestamped_lines(
     prompt_text, transcript = request.texts
     assert "transcript" in prompt_text
     assert transcript.startswith("<<<TRANSCRIPT\n")
-    assert "[00:00] Hello and welcome.\n[01:05] Now the demo.\n[02:10] Thanks!" in transcript
+    lines = json.loads(transcript.removeprefix("<<<TRANSCRIPT\n").removesuffix("\nTRANSCRIPT>>>"))
+    assert lines == ["[00:00] Hello and welcome.", "[01:05] Now the demo.", "[02:10] Thanks!"]
 
 
 def test_summary_without_url_or_transcript_fails_without_calling(
@@ -138,7 +139,7 @@ def test_comments_go_in_as_a_delimited_json_data_part(
     assert result.comment_count == 5  # the fake said 3; the count is ours
     shares = result.sentiment
     assert shares.positive + shares.neutral + shares.negative == pytest.approx(1.0)
-    assert reply.prompt_version == "comments.v1"
+    assert reply.prompt_version == "comments.v2"
     assert_usage(reply.usage)
 
     request = only(fake)
@@ -236,7 +237,7 @@ def test_thumbnail_sends_the_image_inline(
     reply = backend.analyze_thumbnail(photo, title="Cat video", language="en")
     result = ThumbnailResult.model_validate(reply.data)
     assert 1 <= result.click_appeal.score <= 10
-    assert reply.prompt_version == "thumbnail.v1"
+    assert reply.prompt_version == "thumbnail.v2"
     assert_usage(reply.usage)
 
     request = only(fake)
@@ -295,12 +296,12 @@ def test_card_quotes_caption_and_visitor_prompt_as_a_style_request(
     reply = backend.compose_card(face, caption="Stars of the summit", prompt=visitor, language="en")
     assert reply.image is not None
     Image.open(io.BytesIO(reply.image.data)).verify()
-    assert reply.prompt_version == "card.v1"
+    assert reply.prompt_version == "card.v2"
 
     request = only(fake)
     assert request.path == IMAGE_PATH
     [text] = request.texts
-    assert '"Stars of the summit"' in text
+    assert '<<<CAPTION\n"Stars of the summit"\nCAPTION>>>' in text
     style = text.split("<<<STYLE\n", 1)[1]
     assert style.endswith("\nSTYLE>>>")
     assert "space theme, purple" in style

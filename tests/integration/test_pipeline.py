@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from launch.client import events as read_events
+from refract.gateway.prompts import load_prompt
 from tests.support.bodies import make_source
 from tests.support.fakes.gemini import FakeGemini, Reply
 from tests.support.images import fixture_bytes
@@ -46,11 +47,11 @@ def test_video_job_runs_every_feature_and_stores_results(
 
     rows = feature_rows(db, created["id"])
     assert set(rows) == {"summary", "comments", "thumbnail"}
-    for row in rows.values():
+    for feature, row in rows.items():
         assert row["status"] == "succeeded"
         assert row["result"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
         assert row["model"] == "gemini-2.5-flash"
-        assert row["prompt_version"].endswith(".v1")
+        assert row["prompt_version"] == load_prompt(feature).version
         assert row["started_at"] <= row["finished_at"]
 
     # What Gemini was sent: the transcript for summary, the comments as data, the image.

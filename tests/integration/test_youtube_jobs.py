@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from refract.gateway.prompts import load_prompt
 from tests.support.fakes.gemini import FakeGemini
 from tests.support.fakes.youtube import FakeComment, FakeYouTube, make_comments
 from tests.support.stack import feature_rows, wait_for_job
@@ -108,7 +109,9 @@ def test_url_job_runs_every_feature_on_fetched_material(
 
     rows = feature_rows(db, job["id"])
     for row in rows.values():
-        assert row["status"] == "succeeded" and row["prompt_version"].endswith(".v1")
+        assert row["status"] == "succeeded" and row["prompt_version"] == (
+            load_prompt(row["feature"]).version
+        )
         assert row["input_tokens"] > 0
     assert {"youtube"} <= set(rows["comments"]["result"])
 
@@ -223,8 +226,4 @@ def test_stored_results_name_the_prompt_version(
                 {"id": job["id"]},
             ).all()
         )
-    assert versions == {
-        "summary": "summary.v1",
-        "comments": "comments.v1",
-        "thumbnail": "thumbnail.v1",
-    }
+    assert versions == {f: load_prompt(f).version for f in ("summary", "comments", "thumbnail")}

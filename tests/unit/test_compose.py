@@ -76,6 +76,44 @@ def test_env_example_names_real_settings() -> None:
     }
     fields = {f"REFRACT_{name.upper()}" for name in Settings.model_fields}
     aliases = {"GEMINI_API_KEY", "GOOGLE_API_KEY", "YOUTUBE_API_KEY"}
-    compose_only = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"}
+    compose_only = {
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+        "FLOWER_BASIC_AUTH",
+        "REDIS_PASSWORD",
+    }
     unknown = names - fields - aliases - compose_only
     assert not unknown, unknown
+
+
+def test_secrets_are_required_and_never_defaulted() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    services = load("docker-compose.yml")["services"]
+    # Compose refuses to start (`:?`) without each secret; none has a default (`:-`).
+    for name in ("REDIS_PASSWORD", "REFRACT_SECRET_KEY", "FLOWER_BASIC_AUTH"):
+        assert f"${{{name}:?" in text, name
+        assert f"${{{name}:-" not in text, name
+    for name in ("api", "worker-text", "worker-image", "beat", "migrate"):
+        env = services[name]["environment"]
+        assert env["REFRACT_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+        assert env["REFRACT_SECRET_KEY"].startswith("${REFRACT_SECRET_KEY:?"), name
+        assert env["REFRACT_AUTH"] == "required", name
+    redis = services["redis"]
+    assert "--requirepass" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    flower = services["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert "${REDIS_PASSWORD:?" in flower["environment"]["CELERY_BROKER_URL"]
+    # No Redis URL without its password anywhere.
+    assert "redis://redis:" not in text
+
+
+def test_env_example_ships_no_secret() -> None:
+    values = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    for name in ("REDIS_PASSWORD", "REFRACT_SECRET_KEY", "FLOWER_BASIC_AUTH"):
+        assert values[name] == "", name

@@ -20,23 +20,25 @@ IMAGING = "refract.imaging"
 YOUTUBE = "refract.youtube"
 ANALYSIS = "refract.analysis"
 GATEWAY = "refract.gateway"
+ACCESS = "refract.access"
 
 # Each layer, and the layers below it that it may import (it may always import itself).
 # ``refract`` itself (its ``__init__``: the version) is open to everyone.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     CORE: frozenset(),
     JOBS: frozenset({CORE}),
+    ACCESS: frozenset({CORE}),
     IMAGING: frozenset({CORE}),
     YOUTUBE: frozenset({CORE, IMAGING}),
     ANALYSIS: frozenset({CORE, IMAGING}),
     GATEWAY: frozenset({CORE, IMAGING, ANALYSIS}),
     "migrations": frozenset({CORE}),
     # The web app sends tasks by name: it never imports task bodies, the worker or a model.
-    "api": frozenset({CORE, JOBS, IMAGING, YOUTUBE}),
+    "api": frozenset({CORE, JOBS, IMAGING, YOUTUBE, ACCESS}),
     "tasks": frozenset({CORE, JOBS, IMAGING, YOUTUBE, GATEWAY}),
     "worker": frozenset({CORE, JOBS, "tasks"}),
     # Launchers start processes: the top layer, nothing imports them.
-    "launch": frozenset({CORE, JOBS, IMAGING, YOUTUBE, ANALYSIS, GATEWAY, "api", "worker"}),
+    "launch": frozenset({CORE, JOBS, ACCESS, IMAGING, YOUTUBE, ANALYSIS, GATEWAY, "api", "worker"}),
     "bench": frozenset({CORE, JOBS, "launch"}),
 }
 PACKAGES = ("refract", "api", "tasks", "worker", "launch", "migrations", "bench")
