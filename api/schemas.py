@@ -329,6 +329,10 @@ class FeatureEventData(BaseModel):
     progress: float
     attempts: int
     error: FeatureError | None = None
+    step: str | None = Field(
+        default=None,
+        description="What the feature is doing: `started`, `finished`, or a progress step.",
+    )
 
 
 class JobEventFeature(BaseModel):

@@ -56,7 +56,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, with gunicorn's own error pages in problem+json.
+            self.cfg.set("worker_class", "launch.http_errors.ProblemThreadWorker")
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)

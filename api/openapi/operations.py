@@ -171,10 +171,19 @@ stream_job_events = documented(
         ],
         "responses": {
             "200": {
-                "description": "A Server-Sent Events stream of `feature` and `job` events.",
+                "description": (
+                    "A Server-Sent Events stream of `feature` and `job` events. The stream is "
+                    "text; each event's `data` line is a JSON object: "
+                    "[FeatureEventData](#/components/schemas/FeatureEventData) for `feature`, "
+                    "[JobEventData](#/components/schemas/JobEventData) for `job`."
+                ),
                 "content": {
                     "text/event-stream": {
                         "schema": {"type": "string"},
+                        "x-event-data": {
+                            "feature": {"$ref": "#/components/schemas/FeatureEventData"},
+                            "job": {"$ref": "#/components/schemas/JobEventData"},
+                        },
                         "example": (
                             'id: 1732701600000-0\nevent: feature\ndata: {"job_id": "…", '
                             '"feature": "summary", "status": "running", "progress": 0.0}\n\n'

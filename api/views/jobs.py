@@ -170,11 +170,12 @@ def current_resource(svc: Services, raw_id: str) -> dict[str, Any]:
 
 def _last_event_id() -> str:
     """Where to resume: ``Last-Event-ID`` header, else ``last_event_id``, else the start."""
-    header = request.headers.get("Last-Event-ID")
-    if header is not None:
-        return _checked_event_id(header.strip(), "Last-Event-ID")
+    # Empty means "from the start", as for an EventSource that has seen no event yet.
+    header = (request.headers.get("Last-Event-ID") or "").strip()
+    if header:
+        return _checked_event_id(header, "Last-Event-ID")
     query = parse(EventsQuery, request.args.to_dict(), what="query")
-    if query.last_event_id is None:
+    if not query.last_event_id:
         return "0"
     return _checked_event_id(query.last_event_id, "last_event_id")
 

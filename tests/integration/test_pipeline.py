@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import socket
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,7 +22,7 @@ from refract.gateway.prompts import load_prompt
 from tests.support.bodies import make_source
 from tests.support.fakes.gemini import FakeGemini, Reply
 from tests.support.images import fixture_bytes
-from tests.support.stack import feature_rows, wait_for_job
+from tests.support.stack import RefractStack, feature_rows, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -277,3 +280,29 @@ def test_a_tiny_image_from_the_model_is_still_its_answer(
     assert stylize["status"] == "succeeded", stylize
     assert (stylize["result"]["width"], stylize["result"]["height"]) == (1, 1)
     assert set(job["features"]) == {"caption", "stylize"}
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /api/v1/jobs?x=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 400),
+    ],
+    ids=["uri-too-long", "header-too-large", "bad-version"],
+)
+def test_gunicorns_own_errors_are_problem_json(
+    stack: RefractStack, request_bytes: bytes, status: int
+) -> None:
+    address = urlsplit(stack.url)
+    assert address.hostname and address.port
+    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+        conn.sendall(request_bytes)
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode(), head
+    assert b"Content-Type: application/problem+json" in head
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["detail"] and "<html" not in body.decode()
