@@ -56,8 +56,9 @@ def cmd_api(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            # gthread, with gunicorn's own error pages in problem+json.
-            self.cfg.set("worker_class", "launch.http_errors.ProblemThreadWorker")
+            # gthread that reads requests in its event loop (slow clients hold no
+            # thread) and answers its own errors in problem+json.
+            self.cfg.set("worker_class", "launch.http_worker.ApiWorker")
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the local Postgres the tests make their databases on is up; start it if not.
+# Make sure the local Postgres the tests make their databases on is up (start it if not),
+# and that nginx is installed (the reverse proxy's tests run it).
 # Used by `make test` and by CI (.ci/run). Idempotent.
 #
 # Redis is not needed here: each test run starts a redis-server of its own (the binary the
@@ -19,6 +20,14 @@ if ! pg_up; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
   fi
 fi
+# nginx: the reverse proxy of docker-compose.yml, run by tests/integration/test_proxy.py
+# with deploy/nginx.conf. Installed from Debian's packages when missing and possible.
+if ! command -v nginx >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "ensure-services: installing nginx"
+  apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null \
+    || echo "ensure-services: could not install nginx" >&2
+fi
+
 for _ in $(seq 1 60); do
   if pg_up; then echo "ensure-services: PostgreSQL is up"; exit 0; fi
   sleep 1

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import socket
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -306,3 +307,36 @@ def test_gunicorns_own_errors_are_problem_json(
     assert b"Content-Type: application/problem+json" in head
     problem = json.loads(body)
     assert problem["status"] == status and problem["detail"] and "<html" not in body.decode()
+
+
+def test_stalled_clients_hold_no_thread(stack: RefractStack, client: httpx.Client) -> None:
+    # 64 connections that never finish their request (the API has 2 x 16 threads), half
+    # stuck in their headers, half announcing a body they never send.
+    job = client.post("/api/v1/jobs", json={"kind": "video", "source": make_source("SLOW")}).json()
+    address = urlsplit(stack.url)
+    assert address.hostname and address.port
+    stalled: list[socket.socket] = []
+    try:
+        for index in range(64):
+            conn = socket.create_connection((address.hostname, address.port), timeout=5)
+            if index % 2:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            else:
+                head = b"POST /api/v1/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
+                conn.sendall(head + b"\r\nContent-Length: 5000\r\n\r\n{")
+            stalled.append(conn)
+        time.sleep(0.5)  # every stalled request has reached the server
+
+        worst = 0.0
+        for _ in range(10):
+            for path in ("/healthz", f"/api/v1/jobs/{job['id']}"):
+                started = time.monotonic()
+                answer = client.get(path, timeout=10)
+                worst = max(worst, time.monotonic() - started)
+                assert answer.status_code == 200, path
+        print(f"slowest of 20 answers beside 64 stalled connections: {worst * 1000:.1f} ms")
+        # Generous for a loaded CI machine; starved threads would take seconds or time out.
+        assert worst < 2.0, f"slowest answer took {worst:.2f}s"
+    finally:
+        for conn in stalled:
+            conn.close()

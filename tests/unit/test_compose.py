@@ -117,3 +117,17 @@ def test_env_example_ships_no_secret() -> None:
     )
     for name in ("REDIS_PASSWORD", "REFRACT_SECRET_KEY", "FLOWER_BASIC_AUTH"):
         assert values[name] == "", name
+
+
+def test_the_api_is_reached_only_through_the_proxy() -> None:
+    services = load("docker-compose.yml")["services"]
+    assert "ports" not in services["api"]  # slow clients wait at the proxy, not in the API
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["127.0.0.1:8000:8080"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "healthcheck" in proxy
+    mounted = proxy["volumes"][0].split(":")[0]
+    config = (ROOT / mounted).read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "proxy_request_buffering on"):
+        assert directive in config, directive
+    assert "server api:8000;" in config and "listen 8080;" in config
