@@ -101,6 +101,13 @@ class VideoSource(_Request):
 class VideoJobRequest(_Request):
     """Analyse a YouTube video: give its `url`, or its material inline as `source`."""
 
+    # The document says what the validator checks: one of the two is required.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"anyOf": [{"required": ["url"]}, {"required": ["source"]}]},
+    )
+
     kind: Literal["video"] = Field(description="Always `video` for a JSON body.")
     url: str | None = Field(
         default=None,

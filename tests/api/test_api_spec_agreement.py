@@ -66,3 +66,10 @@ def test_event_payloads_are_documented_as_the_objects_they_are(
     stream = doc["paths"]["/api/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]
     described = str(stream)
     assert "FeatureEventData" in described and "JobEventData" in described
+
+
+def test_url_or_source_is_required_in_the_document_too(client: FlaskClient) -> None:
+    schema = document(client)["components"]["schemas"]["VideoJobRequest"]
+    assert {"required": ["url"]} in schema["anyOf"] and {"required": ["source"]} in schema["anyOf"]
+    neither = client.post("/api/v1/jobs", json={"kind": "video"})
+    assert neither.status_code == 422
