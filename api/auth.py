@@ -5,7 +5,9 @@ a ``before_request`` hook); the caller becomes :data:`flask.g.principal`
 (:mod:`api.principal`). Public without a key: health and readiness, the OpenAPI
 document and its docs page, and artifacts, whose signed URLs are their own credential.
 With ``REFRACT_AUTH=off`` every caller is :data:`~api.principal.ANONYMOUS`; that is
-allowed only on a loopback address (:func:`check_startup`).
+allowed only on a loopback address (:func:`check_startup`, run by the launchers), and a
+caller from another address is refused even so (an app served some other way, e.g.
+``gunicorn -b 0.0.0.0 api.wsgi:app``, has had no launcher check its address).
 
 A looked-up key is trusted for ``key_cache_s`` seconds in this process, so a busy client
 costs one database read per interval, and a revocation takes at most that long.
@@ -24,7 +26,7 @@ from api.db import get_db
 from api.principal import ANONYMOUS, Principal, Role
 from api.services import services
 from refract.access.keys import find_active_key, hash_secret
-from refract.core.errors import StartupRefused, Unauthorized
+from refract.core.errors import Forbidden, StartupRefused, Unauthorized
 from refract.core.settings import Settings
 
 # Blueprints (and endpoints) served without a key.
@@ -70,6 +72,9 @@ def authenticate() -> None:
     """Set ``g.principal`` for this request; 401 when a key is needed and not valid."""
     settings = services().settings
     if settings.auth == "off":
+        # No REMOTE_ADDR: a Unix socket, which only this machine can reach.
+        if request.remote_addr and not is_loopback(request.remote_addr):
+            raise Forbidden("this server runs without API keys and answers only its own machine")
         g.principal = ANONYMOUS
         return
     if request.endpoint is None or _is_public():
@@ -115,9 +120,12 @@ def is_loopback(host: str) -> bool:
     if host.strip("[]").lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # ::ffff:127.0.0.1, as a dual-stack socket reports an IPv4 caller.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def check_startup(settings: Settings, host: str) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from typing import Literal
 
 from sqlalchemy import select
 
 from api.db import get_db
 from api.principal import current_principal
-from refract.core.errors import NotFound
+from refract.access.keys import find_key_by_name
+from refract.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from refract.core.ids import parse_id
 from refract.core.models import Job
 
@@ -79,3 +81,22 @@ def authorize_job(raw_job_id: str) -> uuid.UUID:
     if not principal.may_see(owner):
         raise NotFound(f"job {raw_job_id} does not exist")
     return job_id
+
+
+def listing_owner(key_name: str | None) -> uuid.UUID | Literal["any"] | None:
+    """Whose jobs the current caller's listing shows (``owner`` of
+    :func:`refract.jobs.store.list_jobs`): a client key its own; an admin every job, or
+    those of the key named ``key_name`` (revoked keys included). Only an admin may name
+    a key (403 otherwise); a name no key has is a 422 naming the ``key`` parameter."""
+    principal = current_principal()
+    if not principal.is_admin:
+        if key_name is not None:
+            raise Forbidden("only an admin key may list the jobs of another key")
+        return principal.key_id
+    if key_name is None:
+        return "any"
+    key = find_key_by_name(get_db(), key_name)
+    if key is None:
+        detail = f"no API key is named {key_name!r}"
+        raise ValidationFailed(detail, errors=[FieldError("key", detail)])
+    return key.id

@@ -239,6 +239,12 @@ class JobListQuery(_Query):
     cursor: str | None = Field(
         default=None, max_length=512, description="`next_cursor` of the previous page."
     )
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Admin keys only: the jobs of the API key with this name.",
+    )
 
 
 class EventsQuery(_Query):

@@ -119,7 +119,7 @@ get_job = documented(
     resp=Responses(
         "HTTP_304",
         HTTP_200=(JobResource, "The job."),
-        HTTP_404=(Problem, "No such job."),
+        HTTP_404=(Problem, "No such job (or another key's)."),
         HTTP_503=UNAVAILABLE,
     ),
     extra={
@@ -139,7 +139,11 @@ list_jobs = documented(
     operation_id="listJobs",
     tags=["jobs"],
     query=JobListQuery,
-    resp=Responses(HTTP_200=(JobList, "A page of jobs, newest first."), HTTP_503=UNAVAILABLE),
+    resp=Responses(
+        HTTP_200=(JobList, "A page of jobs, newest first (a client key's own only)."),
+        HTTP_403=(Problem, "`key` given with a client key (only an admin may name a key)."),
+        HTTP_503=UNAVAILABLE,
+    ),
     extra={
         "responses": {
             "200": {"headers": {"Link": _header('The next page, as `<url>; rel="next"`.')}},
@@ -155,7 +159,7 @@ stream_job_events = documented(
     path_parameters=JOB_ID,
     resp=Responses(
         "HTTP_204",
-        HTTP_404=(Problem, "No such job."),
+        HTTP_404=(Problem, "No such job (or another key's)."),
         HTTP_503=UNAVAILABLE,
     ),
     extra={

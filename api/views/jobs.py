@@ -14,7 +14,7 @@ from api.events import EVENT_ID_RE, open_stream
 from api.intake import idempotency_key, read_submission
 from api.limits import admit_new_job
 from api.openapi import operations
-from api.ownership import authorize_job, owner_cache
+from api.ownership import authorize_job, listing_owner, owner_cache
 from api.principal import current_principal
 from api.schemas import EventsQuery, JobListQuery
 from api.services import Services, services
@@ -76,11 +76,11 @@ def get_job_view(job_id: str) -> Response:
 def list_jobs_view() -> Response:
     """List jobs, newest first.
 
-    Filter by `status` and `kind`; follow `next_cursor` (or the `Link` header) for the
-    next page.
+    Filter by `status` and `kind` (and, with an admin key, `key`); follow `next_cursor`
+    (or the `Link` header) for the next page. A client key lists only its own jobs.
     """
     query = parse(JobListQuery, request.args.to_dict(), what="query")
-    principal = current_principal()
+    owner = listing_owner(query.key)
     try:
         jobs, next_cursor = list_jobs(
             get_db(),
@@ -88,8 +88,7 @@ def list_jobs_view() -> Response:
             status=query.status.value if query.status else None,
             kind=query.kind.value if query.kind else None,
             cursor=query.cursor,
-            # A client lists its own jobs; an admin (or anyone with auth off) every job.
-            owner="any" if principal.is_admin else principal.key_id,
+            owner=owner,
         )
     except ValidationFailed as exc:
         raise ValidationFailed(exc.detail, errors=[FieldError("cursor", exc.detail)]) from exc
@@ -103,6 +102,8 @@ def list_jobs_view() -> Response:
             params["status"] = query.status.value
         if query.kind:
             params["kind"] = query.kind.value
+        if query.key:
+            params["key"] = query.key
         response.headers["Link"] = f'<{request.path}?{urlencode(params)}>; rel="next"'
     return response
 

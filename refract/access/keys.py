@@ -83,9 +83,14 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name)))
 
 
+def find_key_by_name(session: Session, name: str) -> ApiKey | None:
+    """The key named ``name`` (revoked or not), or ``None``."""
+    return session.scalars(select(ApiKey).where(ApiKey.name == name)).one_or_none()
+
+
 def revoke_key(session: Session, name: str) -> ApiKey:
     """Revoke the key named ``name`` (idempotent); ``KeyProblem`` if there is none."""
-    key = session.scalars(select(ApiKey).where(ApiKey.name == name)).one_or_none()
+    key = find_key_by_name(session, name)
     if key is None:
         raise KeyProblem(f"no key is named {name!r}")
     if key.revoked_at is None:

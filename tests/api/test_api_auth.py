@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from api.auth import check_startup, is_loopback
 from launch.stack import LocalStack
+from refract.core.db import get_engine
 from refract.core.errors import StartupRefused
 from refract.core.settings import Settings
 from tests.support.bodies import video_body
@@ -112,7 +114,9 @@ def test_auth_off_answers_everyone_as_before(make_app: Callable[..., Flask]) -> 
     assert len(client.get("/api/v1/jobs").get_json()["items"]) == 1
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2", "::ffff:127.0.0.1"]
+)
 def test_auth_off_is_allowed_on_loopback(host: str, make_settings: Callable[..., Settings]) -> None:
     assert is_loopback(host)
     check_startup(make_settings(auth="off"), host)
@@ -156,6 +160,89 @@ def test_refract_up_on_loopback_runs_without_keys_and_shares_one_secret(
     again.env = {}
     again._front_door()
 
-    assert first.env["REFRACT_AUTH"] == "off" and "auth: off" in first.auth_label
+    assert first.env["REFRACT_AUTH"] == "off"
+    assert first.describe().endswith("auth: off (loopback only)")  # the banner's line
     assert first.env["REFRACT_SECRET_KEY"] == again.env["REFRACT_SECRET_KEY"]  # kept
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_an_admin_lists_one_keys_jobs_by_name(guarded: FlaskClient) -> None:
+    one, two, admin = make_key("booth-1"), make_key("booth-2"), make_key("staff", "admin")
+    create(guarded, one)
+    theirs = create(guarded, two)
+    revoke("booth-2")  # a revoked key's jobs can still be looked at
+
+    listed = guarded.get("/api/v1/jobs?key=booth-2", headers=bearer(admin))
+    assert [job["id"] for job in listed.get_json()["items"]] == [theirs["id"]]
+
+    unknown = guarded.get("/api/v1/jobs?key=nobody", headers=bearer(admin))
+    assert unknown.status_code == 422
+    assert [error["field"] for error in unknown.get_json()["errors"]] == ["key"]
+    # Only an admin may name a key, even the client's own.
+    for name in ("booth-2", "booth-1"):
+        refused = guarded.get(f"/api/v1/jobs?key={name}", headers=bearer(one))
+        assert refused.status_code == 403
+        assert refused.mimetype == "application/problem+json"
+
+
+def test_a_paged_listing_keeps_the_key_filter(guarded: FlaskClient) -> None:
+    one, admin = make_key("booth-1"), make_key("staff", "admin")
+    for _ in range(3):
+        create(guarded, one)
+    page = guarded.get("/api/v1/jobs?key=booth-1&limit=2", headers=bearer(admin))
+    assert "key=booth-1" in page.headers["Link"]
+
+
+def test_reading_an_owned_job_from_its_snapshot_asks_the_database_nothing(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app(auth="required", key_cache_s=60).test_client()
+    secret = make_key("booth-1")
+    job = create(client, secret)
+    assert client.get(f"/api/v1/jobs/{job['id']}", headers=bearer(secret)).status_code == 200
+
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        again = client.get(f"/api/v1/jobs/{job['id']}", headers=bearer(secret))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert again.status_code == 200
+    # The key and the job's owner come from this process's caches, the job from Redis.
+    assert statements == []
+
+
+def test_auth_off_answers_only_its_own_machine(make_app: Callable[..., Flask]) -> None:
+    client = make_app(auth="off").test_client()
+    for address in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        local = client.get("/api/v1/jobs", environ_base={"REMOTE_ADDR": address})
+        assert local.status_code == 200, address
+    # Served on another address some other way (no launcher checked it): still refused.
+    remote = client.get("/api/v1/jobs", environ_base={"REMOTE_ADDR": "192.168.1.20"})
+    assert remote.status_code == 403
+    assert remote.mimetype == "application/problem+json"
+
+
+def test_the_document_declares_the_bearer_scheme(guarded: FlaskClient) -> None:
+    doc = guarded.get("/api/v1/openapi.json").get_json()
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        **doc["components"]["securitySchemes"]["bearerAuth"],
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert doc["security"] == [{"bearerAuth": []}]
+    operations = {op["operationId"]: op for path in doc["paths"].values() for op in path.values()}
+    for public in ("healthz", "readyz", "getArtifact"):
+        assert operations[public]["security"] == [], public
+        assert "401" not in operations[public]["responses"], public
+    for guarded_op in ("createJob", "getJob", "listJobs", "streamJobEvents", "deleteJob"):
+        assert "security" not in operations[guarded_op], guarded_op
+        assert "WWW-Authenticate" in operations[guarded_op]["responses"]["401"]["headers"]
+    for one_job in ("getJob", "streamJobEvents", "deleteJob"):
+        assert "404" in operations[one_job]["responses"], one_job
+    assert "403" in operations["listJobs"]["responses"]
