@@ -35,6 +35,10 @@ def test_worker_killed_mid_batch_loses_nothing(chaos: ChaosRig) -> None:
         fault_at = chaos.fault_at = time.monotonic()
         probe.phase = "recovering"
         kill_with_group(pid)
+        # What the dead worker held: claimed (running) in the database, or with a model
+        # call started before the kill landed (the kill takes a moment after fault_at).
+        killed_at = time.monotonic()
+        running |= chaos.running_features(jobs)
         findings.note(
             f"killed worker {pid} (found by {found_by}) {fault_at - submitted:.1f}s after "
             f"the first submission, {len(running)} features running, "
@@ -55,7 +59,7 @@ def test_worker_killed_mid_batch_loses_nothing(chaos: ChaosRig) -> None:
         if not chaos.stack_alive():
             findings.assert_ok(chaos.log_excerpt)
         findings.check("the API takes jobs during and after the restart", recover_posting(probe))
-        in_flight = running | chaos.fake.active_between(fault_at, fault_at)
+        in_flight = running | chaos.fake.active_between(fault_at, killed_at)
         verify(
             chaos,
             findings,
