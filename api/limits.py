@@ -11,7 +11,7 @@
 - **Admission** (:func:`admit_new_job`, called just before a job is created — never for
   an idempotent replay): intake paused, or a backlog past its limits, is 503 with a
   ``Retry-After`` from the current drain rate; then the key's daily cap, 429 until
-  midnight UTC.
+  midnight UTC. Only a job actually created (202) keeps its count for the day.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.extensions["refract.backlog"] = BacklogGauge()
     app.before_request(limit_rate)
     app.after_request(_rate_headers)
+    app.after_request(_refund_uncreated)
 
 
 def limit_rate() -> None:
@@ -127,10 +128,27 @@ def _count_today(client: redis.Redis[str], key_id: str, cap: int) -> None:
     except redis.RedisError as exc:
         log.warning("daily_cap_unchecked", error=type(exc).__name__)
         return
+    # Given back after the answer unless a job was created (202): refused, replayed, failed.
+    g.daily_counted = key
     if int(count) > cap:
-        client.decr(key)  # a refused job does not count
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
         raise TooManyRequests(
             f"this key's cap of {cap} jobs a day is reached; it resets at midnight UTC",
             retry_after=max(1, math.ceil((midnight - now).total_seconds())),
         )
+
+
+def _refund_uncreated(response: Response) -> Response:
+    """Give back the day's count of a submission that created no job after all: over
+    the cap, a concurrent replay of its Idempotency-Key (200), a failure while creating."""
+    key = g.get("daily_counted")
+    if key is not None and response.status_code != 202:
+        _refund(services().bus.client, key)
+    return response
+
+
+def _refund(client: redis.Redis[str], key: str) -> None:
+    try:
+        client.decr(key)
+    except redis.RedisError as exc:  # the count stays one high until midnight: harmless
+        log.warning("daily_cap_refund_failed", error=type(exc).__name__)

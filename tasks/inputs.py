@@ -11,6 +11,8 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from refract.core.errors import FeatureError, NotFound
 from refract.core.material import Comment, ImageBlob, TranscriptLine, VideoMaterial
 from refract.imaging.storage import read_image, store_image
@@ -118,16 +120,31 @@ def stored_image(ctx: FeatureContext, artifact_id: str | None, *, what: str) -> 
 
 
 def keep_image(ctx: FeatureContext, image: ImageBlob, *, role: str, width: int, height: int) -> str:
-    """Store an image fetched for the job as an artifact; returns its id."""
-    with ctx.session() as session:
-        artifact = store_image(
-            session,
-            ctx.services.store,
-            job_id=ctx.job_id,
-            role=role,
-            data=image.data,
-            content_type=image.mime_type,
-            width=width,
-            height=height,
-        )
-        return str(artifact.id)
+    """Store an image fetched for the job as an artifact; returns its id.
+
+    If its row is not committed, its file is removed: the job was deleted meanwhile (the
+    row's foreign key refuses it; a ``FeatureError`` nobody will see, as the outcome has
+    no job left to land in) or the database failed (the work is retried).
+    """
+    written: str | None = None
+    try:
+        with ctx.session() as session:
+            artifact = store_image(
+                session,
+                ctx.services.store,
+                job_id=ctx.job_id,
+                role=role,
+                data=image.data,
+                content_type=image.mime_type,
+                width=width,
+                height=height,
+            )
+            written = artifact.storage_key
+            artifact_id = str(artifact.id)
+    except BaseException as exc:
+        if written is not None:
+            ctx.services.store.delete(written)
+        if isinstance(exc, IntegrityError):
+            raise FeatureError("job_deleted", "the job was deleted while it ran") from exc
+        raise
+    return artifact_id

@@ -93,7 +93,12 @@ create_job = documented(
             "Not JSON nor multipart, a wrong body type for the kind, "
             "or a photo that is not a JPEG, PNG or WebP image.",
         ),
-        HTTP_503=UNAVAILABLE,
+        HTTP_503=(
+            Problem,
+            "Not taken now, nothing created: too many features wait for a worker or intake "
+            "is paused (`code: overloaded`), or a dependency is down (`code` says which). "
+            "Try again after `Retry-After` seconds.",
+        ),
     ),
     extra={
         "responses": {

@@ -112,19 +112,22 @@ def document() -> dict[str, Any]:
 
 # Operations served without an API key (artifacts: their signed URL is the credential).
 PUBLIC_OPERATIONS = frozenset({"healthz", "readyz", "getArtifact"})
+# Every answer to a call counted against a key's rate carries these (IETF httpapi draft).
+RATE_FIELDS = {
+    "RateLimit-Policy": {
+        "description": 'The key\'s quota: `"submit";q=30;w=60` is 30 per 60 s '
+        '(`"read"` for everything but new jobs).',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it: `"submit";r=12;t=40` is 12 more now, '
+        "the whole quota again in 40 s.",
+        "schema": {"type": "string"},
+    },
+}
 RATE_LIMITED = {
     "description": "Over this key's rate (or its daily cap); nothing was done.",
-    "headers": {
-        "Retry-After": {"schema": {"type": "integer"}},
-        "RateLimit-Policy": {
-            "description": 'The policy, e.g. `"submit";q=30;w=60` (IETF httpapi draft).',
-            "schema": {"type": "string"},
-        },
-        "RateLimit": {
-            "description": 'What is left, e.g. `"submit";r=0;t=12`.',
-            "schema": {"type": "string"},
-        },
-    },
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}, **RATE_FIELDS},
     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 UNAUTHORIZED = {
@@ -162,6 +165,10 @@ def _finish(doc: dict[str, Any]) -> dict[str, Any]:
                 if int(code) >= 400 and content and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
             _merge(operation, _EXTRAS.get(operation.get("operationId", ""), {}))
+            if operation.get("operationId") not in PUBLIC_OPERATIONS:
+                for code, response in operation["responses"].items():
+                    if code.startswith("2") or code == "304":
+                        response.setdefault("headers", {}).update(RATE_FIELDS)
     return doc
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,8 +29,11 @@ URL_FIELDS = ("image_url", "photo_url")
 class Signer:
     """Signs and checks artifact URLs with ``secret``, valid for ``ttl_s``."""
 
-    secret: bytes
+    # Kept out of repr: a logged Signer must not give the secret away.
+    secret: bytes = field(repr=False)
     ttl_s: int
+    # The time now, in Unix seconds (tests move it; every ``now=None`` reads it).
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     @property
     def step_s(self) -> int:
@@ -38,7 +42,7 @@ class Signer:
 
     def epoch(self, now: float | None = None) -> int:
         """The number of the current step (it changes when the URLs do)."""
-        return int((time.time() if now is None else now) // self.step_s)
+        return int((self.clock() if now is None else now) // self.step_s)
 
     def expiry(self, now: float | None = None) -> int:
         """The expiry given to URLs signed now."""
@@ -62,7 +66,7 @@ class Signer:
         valid (missing, tampered with, signed with another secret, or expired)."""
         if not expires or not sig or not expires.isdigit() or len(expires) > 12:
             return None
-        left = int(expires) - int(time.time() if now is None else now)
+        left = int(expires) - int(self.clock() if now is None else now)
         if left <= 0 or left > self.ttl_s:
             return None
         if not hmac.compare_digest(self.signature(artifact_id, int(expires)), sig):

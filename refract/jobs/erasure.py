@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from refract.core.errors import NotFound
@@ -77,7 +77,8 @@ def purge_job(
         )
         # A new dict: the JSON column only notices reassignment.
         job.input = {k: v for k, v in (job.input or {}).items() if k not in INLINE_INPUTS}
-        job.purged_at = now
+        # A second pass (a late artifact, see expired_jobs) keeps the first purge's time.
+        job.purged_at = job.purged_at or now
         return []
 
     change_job(session, bus, job_id, mutate)
@@ -85,15 +86,19 @@ def purge_job(
 
 
 def expired_jobs(session: Session, older_than: datetime, limit: int) -> list[uuid.UUID]:
-    """Up to ``limit`` jobs created before ``older_than`` and not purged yet, oldest first
-    (only finished ones: a running job's inputs are still needed)."""
+    """Up to ``limit`` jobs created before ``older_than`` with something left to erase,
+    oldest first: not purged yet, or purged but holding an image stored after that (a
+    lost run's late write). Only finished ones: a running job's inputs are still needed."""
+    late_image = (
+        select(Artifact.id).where(Artifact.job_id == Job.id, Artifact.purged_at.is_(None)).exists()
+    )
     return list(
         session.scalars(
             select(Job.id)
             .where(
                 Job.created_at < older_than,
-                Job.purged_at.is_(None),
                 Job.finished_at.is_not(None),
+                or_(Job.purged_at.is_(None), late_image),
             )
             .order_by(Job.created_at)
             .limit(limit)

@@ -12,6 +12,10 @@ database, and nothing else would ever correct it: the job may not change again. 
 bus remembers the jobs it failed to publish and, given a way to reload a job's committed
 state (:mod:`refract.jobs.resync`), republishes them from a thread of its own once Redis
 answers again, within about a second.
+
+An erased job (``DELETE``) leaves a short-lived marker behind its deleted keys: a worker
+that committed a change just before the erasure publishes it just after, and the marker
+makes that late publish a no-op instead of bringing the job's snapshot back.
 """
 
 from __future__ import annotations
@@ -27,8 +31,15 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# Overwrite the snapshot only with a newer version; append the events either way.
+# How long an erased job's marker lasts: far longer than a publish can be late (one is
+# sent right after its commit, within the client's 10 s socket timeout; a failed one is
+# redone by the resync from the database, where an erased job no longer is).
+ERASED_MARKER_S = 3600
+
+# Overwrite the snapshot only with a newer version; append the events either way;
+# nothing at all for an erased job (KEYS[3] marks it).
 _PUBLISH = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local current = redis.call('HGET', KEYS[1], 'version')
 if (not current) or tonumber(current) < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2])
@@ -114,6 +125,11 @@ class ProgressBus:
         """Where a job's event stream lives."""
         return f"refract:job:{job_id}:events"
 
+    @staticmethod
+    def erased_key(job_id: str) -> str:
+        """The marker of an erased job: publishing it does nothing while it lasts."""
+        return f"refract:job:{job_id}:erased"
+
     def publish(
         self, job_id: str, version: int, snapshot: dict[str, Any], events: Iterable[Event]
     ) -> bool:
@@ -126,7 +142,8 @@ class ProgressBus:
         for event in events:
             args += [event.type, json.dumps(event.data)]
         try:
-            self._publish(keys=[self.snapshot_key(job_id), self.stream_key(job_id)], args=args)
+            keys = [self.snapshot_key(job_id), self.stream_key(job_id), self.erased_key(job_id)]
+            self._publish(keys=keys, args=args)
         except redis.RedisError as exc:
             log.warning("progress_publish_failed", job_id=job_id, error=type(exc).__name__)
             self._fell_behind(job_id)
@@ -137,9 +154,15 @@ class ProgressBus:
 
     def forget(self, job_id: str) -> None:
         """Delete the job's snapshot and events (the job was erased). With Redis out of
-        reach the job counts as behind: the resync deletes them once it is back."""
+        reach the job counts as behind: the resync deletes them once it is back.
+
+        A marker stays for :data:`ERASED_MARKER_S` so that a publish already on its way
+        (a change committed just before the erasure) cannot bring them back."""
         try:
-            self.client.delete(self.snapshot_key(job_id), self.stream_key(job_id))
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.erased_key(job_id), "1", ex=ERASED_MARKER_S)
+            pipe.delete(self.snapshot_key(job_id), self.stream_key(job_id))
+            pipe.execute()
         except redis.RedisError as exc:
             log.warning("progress_forget_failed", job_id=job_id, error=type(exc).__name__)
             self._fell_behind(job_id)

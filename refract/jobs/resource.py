@@ -5,8 +5,11 @@ through them, and the OpenAPI document describes it from them. The same function
 the Redis snapshot (in the worker, right after a change) and the Postgres fallback (in
 the API), so both always agree.
 
-Stored rows name images by artifact id only; the URL a client fetches an image from is
-made here, when the resource is built (:func:`artifact_url`), and is never persisted.
+Stored rows name images by artifact id only. The resource built here (and published to
+Redis) names each image by its bare path (:func:`artifact_url`), which opens nothing: the
+API signs every such path as it answers (:meth:`refract.access.signing.Signer.sign_urls`),
+so the capability URLs a client gets are never stored or published anywhere. The models
+describe what the client gets, signed URLs included.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class FeatureResource(BaseModel):
         default=None,
         description=(
             "The feature's result; an object naming an `artifact_id` (the images of "
-            "`stylize`, `card` and `thumbnail`) also carries its `image_url`."
+            "`stylize`, `card` and `thumbnail`) also carries its `image_url`: a signed URL "
+            "that works without a key until it expires "
+            "(`/api/v1/artifacts/<id>?expires=<unix>&sig=<hmac>`)."
         ),
     )
     error: FeatureError | None = None
@@ -77,8 +82,15 @@ class VideoInputSummary(BaseModel):
 class PhotoCardInputSummary(BaseModel):
     """What a photo card job works on."""
 
-    prompt: str = ""
-    photo_url: str | None = None
+    prompt: str = Field(default="", description="Empty once retention has erased it.")
+    photo_url: str | None = Field(
+        default=None,
+        description=(
+            "The uploaded photo: a signed URL that works without a key until it expires "
+            "(`/api/v1/artifacts/<id>?expires=<unix>&sig=<hmac>`); once retention has "
+            "erased the photo it answers 410."
+        ),
+    )
 
 
 class JobLinks(BaseModel):
@@ -102,6 +114,13 @@ class JobResource(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    purged_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When retention erased the job's images and inline inputs (its image URLs "
+            "then answer 410); null until then."
+        ),
+    )
     features: dict[str, FeatureResource]
     links: JobLinks
     version: int = Field(description="Increases on every change; the ETag is derived from it.")
@@ -185,6 +204,7 @@ def job_resource(job: Job) -> dict[str, Any]:
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
+        purged_at=job.purged_at,
         features={run.feature: feature_resource(run) for run in job.features},
         links=JobLinks.model_validate(
             {"self": job_url(job_id), "events": f"{job_url(job_id)}/events"}

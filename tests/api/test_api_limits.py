@@ -14,11 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from launch.intake import run_intake
-from refract.core.db import session_scope
+from refract.core.db import get_sessionmaker, session_scope
 from refract.core.models import FeatureRun, utcnow
 from tests.support.bodies import video_body
+from tests.support.database_faults import DatabaseFaults
 from tests.support.jobs import table_counts
 from tests.support.keys import bearer, make_key
+from tests.support.services import free_port
 
 
 def guarded(make_app: Callable[..., Flask], **settings: Any) -> FlaskClient:
@@ -164,6 +166,43 @@ def test_a_daily_cap_is_429_until_midnight_and_replays_do_not_count(
     assert table_counts()["jobs"] == 2
 
 
+def test_a_job_that_could_not_be_created_does_not_count_against_the_day(
+    make_app: Callable[..., Flask], redis_progress: redis.Redis[str]
+) -> None:
+    client = guarded(make_app)
+    secret = make_key("kiosk", max_jobs_per_day=1)
+    faults = DatabaseFaults(get_sessionmaker())
+    faults.fail_next(1)  # the job's commit: Postgres went away mid-request
+    try:
+        failed = post(client, secret)
+    finally:
+        faults.close()
+
+    assert failed.status_code == 503 and faults.failed == 1
+    assert table_counts()["jobs"] == 0
+    assert post(client, secret).status_code == 202  # the day's one job is still there
+    assert post(client, secret).status_code == 429
+    (counter,) = redis_progress.keys("refract:daily:*")
+    assert redis_progress.get(counter) == "1"  # refusals gave their count back
+
+
+def test_limits_let_calls_through_when_redis_is_unreachable(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Fail open: a limiter outage must not close the booth; the job reaches Postgres and
+    # the reconciler sends it once the broker is back.
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = guarded(make_app, redis_url=dead, broker_url=dead, submit_rate="1/min")
+    secret = make_key("kiosk", max_jobs_per_day=1)
+
+    answers = [post(client, secret) for _ in range(2)]
+    read = client.get("/api/v1/jobs", headers=bearer(secret))
+
+    assert [a.status_code for a in answers] == [202, 202]
+    assert read.status_code == 200 and len(read.get_json()["items"]) == 2
+    assert all("RateLimit" not in a.headers for a in [*answers, read])
+
+
 @pytest.mark.parametrize("rate", ["3/min", "1/sec", "100/hour"])
 def test_the_policy_field_names_the_rate(make_app: Callable[..., Flask], rate: str) -> None:
     client = guarded(make_app, submit_rate=rate)
@@ -171,3 +210,19 @@ def test_the_policy_field_names_the_rate(make_app: Callable[..., Flask], rate: s
     count, unit = rate.split("/")
     window = {"min": 60, "sec": 1, "hour": 3600}[unit]
     assert answer.headers["RateLimit-Policy"] == f'"submit";q={count};w={window}'
+
+
+def test_the_document_declares_the_limits(make_app: Callable[..., Flask]) -> None:
+    doc = make_app().test_client().get("/api/v1/openapi.json").get_json()
+    operations = {op["operationId"]: op for path in doc["paths"].values() for op in path.values()}
+
+    for name in ("createJob", "listJobs", "getJob", "streamJobEvents", "deleteJob"):
+        responses = operations[name]["responses"]
+        limited = responses["429"]
+        assert {"Retry-After", "RateLimit-Policy", "RateLimit"} <= set(limited["headers"]), name
+        assert "application/problem+json" in limited["content"], name
+        for code in (c for c in responses if c[0] == "2" or c == "304"):
+            assert {"RateLimit-Policy", "RateLimit"} <= set(responses[code]["headers"]), name
+    assert "overloaded" in operations["createJob"]["responses"]["503"]["description"]
+    for public in ("getArtifact", "healthz", "readyz"):
+        assert "429" not in operations[public]["responses"], public

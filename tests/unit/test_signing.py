@@ -74,3 +74,16 @@ def test_sign_urls_signs_artifact_paths_wherever_they_are() -> None:
     assert signed["list"][0]["image_url"] == expected
     assert signed["features"]["summary"] == resource["features"]["summary"]
     assert resource["input"]["photo_url"] == f"/api/v1/artifacts/{ARTIFACT}"  # a copy
+
+
+def test_the_clock_decides_validity_and_the_secret_stays_out_of_repr() -> None:
+    now = [NOW]
+    signer = Signer(b"do-not-print-me", ttl_s=3600, clock=lambda: now[0])
+    artifact, expires, sig = parts(signer.sign(ARTIFACT))
+    assert signer.epoch() == signer.epoch(NOW)
+    assert signer.seconds_left(artifact, expires, sig) == int(expires) - int(NOW)
+
+    now[0] = float(expires)
+
+    assert signer.seconds_left(artifact, expires, sig) is None
+    assert "do-not-print-me" not in repr(signer)
