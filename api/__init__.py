@@ -10,7 +10,7 @@ import uuid
 import structlog
 from flask import Flask, Response, request
 
-from api import auth, db, errors, limits
+from api import admin, auth, db, errors, limits
 from api.auth import secret_of
 from api.intake import ApiRequest
 from api.services import Services
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_bind_request_id)
     auth.init_app(app, settings)
     limits.init_app(app)
+    admin.init_app(app, settings, secret_of(settings))
     app.after_request(_echo_request_id)
     return app
 
@@ -63,9 +64,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     # Imported here so that importing ``api`` stays cheap and free of side effects.
     from api.openapi import views as openapi
-    from api.views import artifacts, health, jobs
+    from api.views import artifacts, control, health, jobs, metrics
 
-    for blueprint in (jobs.bp, artifacts.bp, health.bp, openapi.bp):
+    for blueprint in (jobs.bp, control.bp, artifacts.bp, health.bp, openapi.bp, metrics.bp):
         app.register_blueprint(blueprint)
 
 

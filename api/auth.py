@@ -9,6 +9,9 @@ allowed only on a loopback address (:func:`check_startup`, run by the launchers)
 caller from another address is refused even so (an app served some other way, e.g.
 ``gunicorn -b 0.0.0.0 api.wsgi:app``, has had no launcher check its address).
 
+The dashboard (``/admin``) and ``/metrics`` also take the dashboard's session cookie, set
+when an operator logs in with an admin key (:mod:`api.admin.session`).
+
 A looked-up key is trusted for ``key_cache_s`` seconds in this process, so a busy client
 costs one database read per interval, and a revocation takes at most that long.
 """
@@ -20,18 +23,23 @@ import threading
 import time
 
 import structlog
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, url_for
 
+from api.admin.blueprint import MACHINE_PREFIXES
+from api.admin.session import session_principal
 from api.db import get_db
 from api.principal import ANONYMOUS, Principal, Role
 from api.services import services
 from refract.access.keys import find_active_key, hash_secret
-from refract.core.errors import Forbidden, StartupRefused, Unauthorized
+from refract.core.errors import Forbidden, LoginRequired, StartupRefused, Unauthorized
 from refract.core.settings import Settings
 
 # Blueprints (and endpoints) served without a key.
 PUBLIC_BLUEPRINTS = frozenset({"health", "openapi"})
-PUBLIC_ENDPOINTS = frozenset({"artifacts.get_artifact"})
+PUBLIC_ENDPOINTS = frozenset({"artifacts.get_artifact", "admin.login", "admin.static"})
+# Blueprints a browser reaches with the dashboard's session cookie instead of a bearer key
+# (api/admin/session.py): the dashboard itself, and /metrics for a logged-in admin.
+SESSION_BLUEPRINTS = frozenset({"admin", "metrics"})
 # Looked-up keys kept per process; past this many, the cache starts over.
 CACHE_MAX = 10_000
 
@@ -80,6 +88,10 @@ def authenticate() -> None:
     if request.endpoint is None or _is_public():
         return
     secret = _bearer_secret()
+    if secret is None and request.blueprint in SESSION_BLUEPRINTS:
+        g.principal = _session_principal()
+        structlog.contextvars.bind_contextvars(key=g.principal.name)
+        return
     if secret is None:
         raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
     principal = _principal_for(secret)
@@ -87,6 +99,16 @@ def authenticate() -> None:
         raise Unauthorized("the API key is unknown or revoked")
     g.principal = principal
     structlog.contextvars.bind_contextvars(key=principal.name)
+
+
+def _session_principal() -> Principal:
+    """The dashboard session's admin; a person is sent to log in, a script gets 401."""
+    principal = session_principal()
+    if principal is not None:
+        return principal
+    if request.blueprint == "admin" and not request.path.startswith(MACHINE_PREFIXES):
+        raise LoginRequired(url_for("admin.login", next=request.full_path.rstrip("?")))
+    raise Unauthorized("log in to the dashboard or send an admin key as a bearer token")
 
 
 def _is_public() -> bool:

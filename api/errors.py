@@ -20,15 +20,17 @@ from typing import Any
 
 import redis.exceptions
 import structlog
-from flask import Flask, Response, current_app, json, request
+from flask import Flask, Response, current_app, json, redirect, request
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from refract.core.db import database_unavailable
 from refract.core.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
+    LoginRequired,
     ProblemError,
     RedisUnavailable,
     ServiceUnavailable,
@@ -110,8 +112,11 @@ def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     return None
 
 
-def handle_error(exc: Exception) -> Response | HTTPException:
+def handle_error(exc: Exception) -> BaseResponse | HTTPException:
     """Render any exception a view raised as problem+json."""
+    if isinstance(exc, LoginRequired):
+        # A person at a browser, not a client: show them the login form.
+        return redirect(exc.location, code=303)
     if isinstance(exc, ProblemError):
         return _from_problem(exc)
     if isinstance(exc, HTTPException):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from api.db import get_db
 from api.principal import current_principal
 from refract.access.keys import find_key_by_name
-from refract.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from refract.core.errors import Forbidden, NotFound
 from refract.core.ids import parse_id
 from refract.core.models import Job
 
@@ -83,11 +83,15 @@ def authorize_job(raw_job_id: str) -> uuid.UUID:
     return job_id
 
 
+# The owner no job has.
+NO_KEY = uuid.UUID(int=0)
+
+
 def listing_owner(key_name: str | None) -> uuid.UUID | Literal["any"] | None:
     """Whose jobs the current caller's listing shows (``owner`` of
     :func:`refract.jobs.store.list_jobs`): a client key its own; an admin every job, or
     those of the key named ``key_name`` (revoked keys included). Only an admin may name
-    a key (403 otherwise); a name no key has is a 422 naming the ``key`` parameter."""
+    a key (403 otherwise); a name no key has matches no job, as any filter would."""
     principal = current_principal()
     if not principal.is_admin:
         if key_name is not None:
@@ -96,7 +100,5 @@ def listing_owner(key_name: str | None) -> uuid.UUID | Literal["any"] | None:
     if key_name is None:
         return "any"
     key = find_key_by_name(get_db(), key_name)
-    if key is None:
-        detail = f"no API key is named {key_name!r}"
-        raise ValidationFailed(detail, errors=[FieldError("key", detail)])
-    return key.id
+    # No key has the nil UUID (keys get random ones): an unknown name lists nothing.
+    return key.id if key is not None else NO_KEY

@@ -15,7 +15,7 @@ from typing import Literal
 
 from flask import g
 
-from refract.core.errors import Unauthorized
+from refract.core.errors import Forbidden, Unauthorized
 
 Role = Literal["client", "admin"]
 
@@ -52,3 +52,12 @@ def current_principal() -> Principal:
     if not isinstance(found, Principal):
         raise Unauthorized()
     return found
+
+
+def require_admin(what: str = "this") -> Principal:
+    """The current principal if it is an admin (an admin key, or anyone with auth off);
+    403 for a client key, 401 if the request was not authenticated."""
+    principal = current_principal()
+    if not principal.is_admin:
+        raise Forbidden(f"{what} needs an admin key")
+    return principal

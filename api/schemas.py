@@ -9,7 +9,7 @@ server build gigantic objects.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from refract.jobs.catalog import JobKind, JobStatus, resolve_features
+from refract.jobs.catalog import FEATURES, JobKind, JobStatus, features_of, resolve_features
 from refract.jobs.resource import FeatureError, JobResource
 from refract.youtube.links import InvalidVideoLink, parse_video_url
 
@@ -44,6 +44,35 @@ def _language_field() -> Any:
     )
 
 
+def _features_schema(kind: JobKind) -> dict[str, Any]:
+    """What the document says of a ``features`` list: the kind's names, and each
+    feature's inputs alongside it (what :func:`refract.jobs.catalog.resolve_features`
+    checks)."""
+    names = features_of(kind)
+    schema: dict[str, Any] = {"items": {"type": "string", "enum": names}}
+    rules = [
+        {
+            "if": {"contains": {"const": name}},
+            "then": {"allOf": [{"contains": {"const": need}} for need in FEATURES[name].needs]},
+        }
+        for name in names
+        if FEATURES[name].needs
+    ]
+    if rules:
+        schema["allOf"] = rules
+    return schema
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """Drop the ``null`` branch of an optional field's ``anyOf`` (in place)."""
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    schema.pop("default", None)
+
+
 def _checked_language(value: str) -> str:
     """``value`` if it looks like a language tag, else a pydantic error."""
     if not re.fullmatch(LANGUAGE_PATTERN, value):
@@ -53,10 +82,27 @@ def _checked_language(value: str) -> str:
     return value
 
 
+# Postgres stores no NUL character, so api/validation.parse refuses one in any string of a
+# request (422); the document says so on every string it does not already constrain.
+NO_NUL = "^[^\\u0000]*$"
+_CONSTRAINED = frozenset({"pattern", "format", "enum", "const"})
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    """Give every free-form string property (and string array item) the NO_NUL pattern."""
+    for prop in schema.get("properties", {}).values():
+        for branch in [prop, *prop.get("anyOf", [])]:
+            items = branch.get("items")
+            for candidate in (branch, items if isinstance(items, dict) else {}):
+                if candidate.get("type") == "string" and not _CONSTRAINED & candidate.keys():
+                    candidate["pattern"] = NO_NUL
+
+
 class _Request(BaseModel):
     # Unknown fields are refused rather than ignored: a typo such as "feature" would
-    # otherwise silently run every feature.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # otherwise silently run every feature. Strings are taken as sent (no stripping), so
+    # that the document's lengths and patterns hold exactly; the URL parser trims a link.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_nul)
 
 
 # --- video jobs --------------------------------------------------------------------------
@@ -89,36 +135,60 @@ class VideoSource(_Request):
         default_factory=list, max_length=MAX_TRANSCRIPT_LINES
     )
     comments: list[CommentIn] = Field(default_factory=list, max_length=MAX_COMMENTS)
-    thumbnail: str | None = Field(
+    # The image inside is checked by content, which no pattern can say: the format names it.
+    thumbnail: Annotated[str, Field(json_schema_extra={"format": "image-data-url"})] | None = Field(
         default=None,
         description=(
-            "The thumbnail as a `data:image/(jpeg|png|webp);base64,...` URL. Other URLs are "
-            "refused: the server never fetches a URL a client chose."
+            "The thumbnail as a `data:image/(jpeg|png|webp);base64,...` URL. Other URLs "
+            "are refused: the server never fetches a URL a client chose."
         ),
     )
+
+
+def _url_or_source_schema(schema: dict[str, Any]) -> None:
+    """The document says what the validator checks: exactly one of url and source, not
+    null (and, as for every request, no NUL in its strings)."""
+    _no_nul(schema)
+    schema["oneOf"] = [
+        {
+            "required": ["url"],
+            "properties": {"url": {"type": "string"}, "source": {"type": "null"}},
+        },
+        {
+            "required": ["source"],
+            "properties": {"source": {"type": "object"}, "url": {"type": "null"}},
+        },
+    ]
 
 
 class VideoJobRequest(_Request):
     """Analyse a YouTube video: give its `url`, or its material inline as `source`."""
 
-    # The document says what the validator checks: one of the two is required.
     model_config = ConfigDict(
         extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"anyOf": [{"required": ["url"]}, {"required": ["source"]}]},
+        json_schema_extra=_url_or_source_schema,
     )
 
     kind: Literal["video"] = Field(description="Always `video` for a JSON body.")
-    url: str | None = Field(
+    # Not a pattern: the accepted forms are an allow-list parser's, which no regex states
+    # honestly (refract/youtube/links.py); the format names it. Constraints sit on the
+    # string itself, so that the document puts them in the string branch of `anyOf`.
+    url: (
+        Annotated[str, Field(max_length=2048, json_schema_extra={"format": "youtube-video-url"})]
+        | None
+    ) = Field(
         default=None,
-        max_length=2048,
         description="A YouTube video link in any common form (watch, youtu.be, shorts, embed).",
         examples=["https://www.youtube.com/watch?v=9bZkp7q19f0"],
     )
     source: VideoSource | None = None
-    features: list[str] | None = Field(
+    features: (
+        Annotated[
+            list[str], Field(max_length=10, json_schema_extra=_features_schema(JobKind.VIDEO))
+        ]
+        | None
+    ) = Field(
         default=None,
-        max_length=10,
         description="A subset of `summary`, `comments`, `thumbnail`; all three by default.",
     )
     language: str = _language_field()
@@ -173,8 +243,12 @@ class PhotoCardForm(_Request):
         max_length=MAX_PROMPT_CHARS,
         description="The visitor's extra prompt for the card.",
     )
-    features: list[str] | None = Field(
+    # A form field cannot be null: absent means all three, so the document has no null.
+    features: (
+        Annotated[list[str], Field(json_schema_extra=_features_schema(JobKind.PHOTOCARD))] | None
+    ) = Field(
         default=None,
+        json_schema_extra=_without_null,
         description=(
             "A subset of `caption`, `stylize`, `card` (comma-separated, or the field "
             "repeated); `card` needs the other two. All three by default."
@@ -226,8 +300,9 @@ class IdempotencyHeaders(BaseModel):
 
 
 class _Query(BaseModel):
-    # Unknown query parameters (cache busters such as `_=1732...`) are ignored.
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # Unknown query parameters (cache busters such as `_=1732...`) are ignored; values are
+    # taken as sent, so that the document's lengths hold exactly.
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_no_nul)
 
 
 class JobListQuery(_Query):
@@ -236,8 +311,11 @@ class JobListQuery(_Query):
     status: JobStatus | None = None
     kind: JobKind | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(
-        default=None, max_length=512, description="`next_cursor` of the previous page."
+    cursor: (
+        Annotated[str, Field(max_length=512, json_schema_extra={"format": "opaque-cursor"})] | None
+    ) = Field(
+        default=None,
+        description="`next_cursor` of the previous page (opaque; a made-up one is `422`).",
     )
     key: str | None = Field(
         default=None,

@@ -26,6 +26,7 @@ from refract.jobs.catalog import JobKind
 from refract.jobs.dispatch import enqueue, record_enqueued
 from refract.jobs.resource import job_resource
 from refract.jobs.store import add_job, creation_events, find_by_idempotency_key
+from refract.observability import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ def submit(
         return Outcome(existing, created=False)
     bound = log.bind(job_id=str(job.id), kind=job.kind)
     bound.info("job_created", features=submission.job.features)
+    metrics.job_submitted(job.kind)
     services.bus.publish(str(job.id), job.version, job_resource(job), creation_events(job))
     _enqueue(session, services, job, submission.job.features, bound)
     return Outcome(job, created=True)

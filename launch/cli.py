@@ -21,6 +21,7 @@ from refract.core.errors import StartupRefused
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings, load_settings
 from refract.jobs.catalog import ALL_QUEUES
+from refract.observability.multiproc import ensure_multiprocess_dir, mark_process_dead
 
 
 def _settings() -> Settings:
@@ -51,6 +52,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     except StartupRefused as exc:
         print(f"refract api: {exc}", file=sys.stderr)
         return 2
+    # Before gunicorn forks: every worker records into files that any worker's /metrics
+    # sums (the directory `refract up` made, else a private one).
+    ensure_multiprocess_dir()
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -63,6 +67,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", "-" if args.access_log else None)
+            self.cfg.set("child_exit", _api_worker_exited)
 
         def load(self) -> Any:
             # Built in each worker process after the fork: no shared connections.
@@ -74,12 +79,27 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_worker_exited(_server: Any, worker: Any) -> None:
+    """gunicorn's ``child_exit`` hook (in the master): retire the worker's metrics files."""
+    mark_process_dead(worker.pid)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker (threads pool) on the given queues."""
     import worker.signals  # noqa: F401  (per-process set-up after a fork)
     from worker.app import create_worker_app
 
     settings = _settings()
+    if settings.metrics_bind:
+        # The worker's own metrics for a scraper that cannot reach the API's (compose
+        # runs the API and each queue's workers in containers of their own).
+        from refract.observability.exposition import serve
+
+        try:
+            serve(settings.metrics_bind)
+        except (ValueError, OSError) as exc:
+            print(f"refract worker: metrics: {exc}", file=sys.stderr)
+            return 2
     app = create_worker_app(settings)
     argv = [
         "worker",

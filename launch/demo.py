@@ -43,7 +43,11 @@ def run_demo(settings: Settings, *, port: int | None, out_dir: Path, state_dir: 
     try:
         stack.start()
         stack.wait_ready()
-        print(f"refract demo: API ready at {stack.api_url}\n", flush=True)
+        print(
+            f"refract demo: API ready at {stack.api_url} "
+            f"(operators' dashboard: {stack.api_url}/admin/)\n",
+            flush=True,
+        )
         with httpx.Client(base_url=stack.api_url, timeout=30) as http:
             video_job = submit(http, str(video))
             photo_job = submit(http, str(photo), prompt=DEMO_PROMPT)

@@ -28,6 +28,7 @@ from launch.supervisor import Backoff, Supervisor
 from refract.core.errors import StartupRefused
 from refract.core.settings import Settings
 from refract.jobs.catalog import ALL_QUEUES
+from refract.observability.multiproc import MULTIPROC_ENV, prepare_directory
 
 
 def redact(url: str) -> str:
@@ -93,6 +94,10 @@ class LocalStack:
 
         self.env = dict(os.environ)
         self._front_door()
+        # Every child records metrics into one directory, emptied for this run, so the
+        # API's /metrics sums the worker's counters with its own.
+        metrics_dir = self.env.get(MULTIPROC_ENV) or str(self.state_dir / "metrics")
+        self.env[MULTIPROC_ENV] = str(prepare_directory(Path(metrics_dir)))
         if self.settings.redis_url is None:
             self.redis = EmbeddedRedis(self.state_dir / "redis").start()
             self.env["REFRACT_REDIS_URL"] = self.redis.url

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local Postgres the tests make their databases on is up (start it if not),
-# and that nginx is installed (the reverse proxy's tests run it).
+# and that nginx (the reverse proxy's tests run it) and Chromium with its WebDriver (the
+# dashboard's browser tests drive it) are installed.
 # Used by `make test` and by CI (.ci/run). Idempotent.
 #
 # Redis is not needed here: each test run starts a redis-server of its own (the binary the
@@ -22,10 +23,16 @@ if ! pg_up; then
 fi
 # nginx: the reverse proxy of docker-compose.yml, run by tests/integration/test_proxy.py
 # with deploy/nginx.conf. Installed from Debian's packages when missing and possible.
-if ! command -v nginx >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "ensure-services: installing nginx"
-  apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null \
-    || echo "ensure-services: could not install nginx" >&2
+# Chromium and chromium-driver: Debian's, for tests/browser (Selenium drives them).
+missing=()
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "ensure-services: installing ${missing[*]}"
+  apt-get update -qq >/dev/null \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || echo "ensure-services: could not install ${missing[*]}" >&2
 fi
 
 for _ in $(seq 1 60); do

@@ -7,6 +7,10 @@ keeps beating while the task waits on the rate limiter, a retry or a slow image 
 a feature is never taken for lost because it is slow. A worker that dies (SIGKILL, OOM, a
 lost host) stops beating; ``refract.jobs.readiness.heartbeat_stopped`` then tells the
 reconciler and the next claim that the feature may run again.
+
+A run the beat no longer finds ``running`` under its own task id has lost its feature
+(its job was canceled, another run took it over, the job was deleted): :meth:`stopped`
+says so, cheaply, so that the run's long waits end early (:mod:`refract.core.interrupt`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class Heartbeats:
         self.interval_s = interval_s
         self._clock = clock
         self._runs: set[Beat] = set()
+        # Runs the last beat found no longer owning their feature.
+        self._stopped: set[Beat] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,6 +79,12 @@ class Heartbeats:
         """Stop beating for ``beat`` (its outcome is stored, or it gave up)."""
         with self._lock:
             self._runs.discard(beat)
+            self._stopped.discard(beat)
+
+    def stopped(self, beat: Beat) -> bool:
+        """Whether the last beat found ``beat`` no longer owning its feature (no query)."""
+        with self._lock:
+            return beat in self._stopped
 
     def beat_once(self) -> int:
         """Refresh the heartbeat of every run held, in one statement; returns rows touched.
@@ -86,7 +98,7 @@ class Heartbeats:
             return 0
         keys = [(beat.job_id, beat.feature, beat.task_id) for beat in runs]
         with self._session() as session:
-            result = session.execute(
+            refreshed = session.execute(
                 update(FeatureRun)
                 .where(
                     tuple_(FeatureRun.job_id, FeatureRun.feature, FeatureRun.task_id).in_(keys),
@@ -94,9 +106,15 @@ class Heartbeats:
                 )
                 # updated_at is kept: a heartbeat is bookkeeping, not a change to the run.
                 .values(heartbeat_at=self._clock(), updated_at=FeatureRun.updated_at)
+                .returning(FeatureRun.job_id, FeatureRun.feature, FeatureRun.task_id)
                 .execution_options(synchronize_session=False)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+            ).all()
+        # Every refreshed row matched one of ``keys``, so its task id is set.
+        owned = {Beat(job_id, feature, task_id or "") for job_id, feature, task_id in refreshed}
+        with self._lock:
+            # Only runs still held: one removed meanwhile has nothing left to stop.
+            self._stopped |= {beat for beat in runs if beat not in owned} & self._runs
+        return len(owned)
 
     def stop(self) -> None:
         """Stop the thread (it also stops on its own when the process exits)."""

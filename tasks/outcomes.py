@@ -141,6 +141,9 @@ def store_outcome(
 
     def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
         run = runs[feature]
+        if run.status == FeatureStatus.CANCELED.value:
+            # Canceled while it worked: the late answer is discarded, its image never kept.
+            raise Skip("the feature was canceled")
         if run.status in FINAL_FEATURE_STATUSES or run.task_id != task_id:
             raise Skip("outcome already recorded by another run")
         if reply is not None and reply.image is not None:

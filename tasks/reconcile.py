@@ -175,7 +175,10 @@ def reconcile() -> dict[str, Any]:
     broker = broker_client(settings.effective_broker_url)
 
     def in_broker() -> set[WorkKey] | None:
-        return waiting_features(broker, ALL_QUEUES) if broker is not None else None
+        if broker is None:
+            return None
+        # A message taken within the reconciler's patience is on its way to a thread.
+        return waiting_features(broker, ALL_QUEUES, taken_within_s=settings.requeue_after_s)
 
     try:
         resent = reconcile_once(

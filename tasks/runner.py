@@ -10,10 +10,12 @@
    model's answer was paid for. The new state is published once it has committed.
 
 A task never raises for a feature that failed: it records the failure and returns, so
-that a chord waiting on it still fires (and ``card`` can be ``skipped``). A run that was
-not part of a chord (a resend) sends the features waiting on it itself once they are
-ready. :func:`run_feature` is the Celery side; :func:`execute_feature` is the run itself,
-given the worker's services, which the task-layer tests call directly.
+that a chord waiting on it still fires (and ``card`` can be ``skipped``). A feature whose
+job was canceled while it ran stops at its next step (:class:`Canceled`, raised by
+:meth:`FeatureContext.report`, or sooner by the gateway's waits) and records nothing. A
+run that was not part of a chord (a resend) sends the features waiting on it itself once
+they are ready. :func:`run_feature` is the Celery side; :func:`execute_feature` is the run
+itself, given the worker's services, which the task-layer tests call directly.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from celery import Task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from refract.core import deadline
+from refract.core import deadline, interrupt
 from refract.core.db import database_unavailable
-from refract.core.errors import FeatureError, NotFound
+from refract.core.errors import Canceled, FeatureError, NotFound
 from refract.core.models import FeatureRun, Job
 from refract.gateway.base import ModelBackend, ModelReply
 from refract.jobs.catalog import FEATURES, FeatureStatus
@@ -40,6 +42,7 @@ from refract.jobs.dispatch import enqueue
 from refract.jobs.progress import Event
 from refract.jobs.readiness import inputs_final
 from refract.jobs.state import change_job, feature_event
+from refract.observability import metrics
 from tasks.claims import Skip, claim
 from tasks.heartbeat import Beat
 from tasks.outcomes import store_outcome, with_database_retries
@@ -77,11 +80,14 @@ class FeatureContext:
         """Publish progress (0..1) with a step name, if this run still owns the feature.
 
         Best effort: a progress report that cannot be written (the database or Redis is
-        down for a moment) is logged and skipped; it never fails the feature.
+        down for a moment) is logged and skipped; it never fails the feature. A feature
+        that was canceled raises :class:`Canceled`: the work stops here.
         """
 
         def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
             run = runs[self.feature]
+            if run.status == FeatureStatus.CANCELED.value:
+                raise Canceled(step)
             if run.status != FeatureStatus.RUNNING.value or run.task_id != self.task_id:
                 raise Skip("no longer owned")
             run.progress = max(run.progress, min(progress, 0.99))
@@ -90,6 +96,8 @@ class FeatureContext:
         try:
             with self.services.session() as session:
                 change_job(session, self.services.bus, self.job_id, mutate)
+        except Canceled:
+            raise
         except (Skip, NotFound):  # the run lost its claim, or the job is gone
             return
         except Exception as exc:
@@ -169,12 +177,19 @@ def execute_feature(
     services.heartbeats.add(beat)
     try:
         bound.info("feature_started")
-        reply, error = _work(ctx, work, settings.deadline_s(feature))
+        # The heartbeat learns when the run lost its feature: long waits then end early.
+        with interrupt.watching(lambda: services.heartbeats.stopped(beat)):
+            reply, error = _work(ctx, work, settings.deadline_s(feature))
         outcome = _record(services, ctx, reply, error)
     except DependencyUnreachable as exc:
         # The heartbeat stops with this run: the reconciler sends the feature again.
         bound.error("feature_dependency_unreachable", error=type(exc.__cause__).__name__)
         outcome = None
+    except Canceled as exc:
+        # Canceled (or taken over) while it worked: whatever it did is not recorded, and
+        # its dependents were canceled with it (or belong to the run that took over).
+        bound.info("feature_run_stopped", doing=exc.doing)
+        return noop("canceled")
     finally:
         services.heartbeats.remove(beat)
     if outcome is None:
@@ -211,6 +226,8 @@ def _work(
             return reply, None
     except FeatureError as exc:
         return None, exc
+    except Canceled:
+        raise  # not a failure of the feature: the run stops without an outcome
     except Exception as exc:
         if database_unavailable(exc) or isinstance(exc, _REDIS_DOWN):
             raise DependencyUnreachable from exc
@@ -266,6 +283,7 @@ def _record(
         job_status=job.status,
         error_code=error.code if error else None,
     )
+    metrics.run_finished(job, ctx.feature, services.backend.name)
     return outcome
 
 

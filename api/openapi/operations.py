@@ -228,6 +228,65 @@ delete_job = documented(
     },
 )
 
+# --- acting on a job ---------------------------------------------------------------------
+
+ACCEPTED_HEADERS = {"202": {"headers": {**ETAG, **RETRY_AFTER}}}
+
+cancel_job = documented(
+    operation_id="cancelJob",
+    tags=["jobs"],
+    path_parameters=JOB_ID,
+    resp=Responses(
+        HTTP_202=(
+            JobResource,
+            "The job after the cancel: its unfinished features are `canceled` and the job "
+            "is final (`canceled`, or `partial` if some features had succeeded). A job that "
+            "was already final is answered unchanged.",
+        ),
+        HTTP_404=(Problem, "No such job (or another key's)."),
+        HTTP_503=UNAVAILABLE,
+    ),
+    extra={
+        "description": "Stop what has not finished. Features still `waiting` or `queued` "
+        "become `canceled` at once, and so do `running` ones: their run stops at its next "
+        "step and whatever it would have stored is discarded. Only the job's owner or an "
+        "admin may cancel it; repeating a cancel is harmless.",
+        "responses": {**ACCEPTED_HEADERS, **UNAVAILABLE_HEADERS},
+    },
+)
+
+retry_feature = documented(
+    operation_id="retryFeature",
+    tags=["jobs"],
+    path_parameters={**JOB_ID, "feature": "The feature's name, e.g. `stylize`."},
+    resp=Responses(
+        HTTP_202=(JobResource, "The job with the feature queued again."),
+        HTTP_403=(
+            Problem,
+            "`code: retry_not_allowed`: the job's owner may retry only a `failed` feature.",
+        ),
+        HTTP_404=(Problem, "No such job (or another key's), or the job has no such feature."),
+        HTTP_409=(
+            Problem,
+            "`code: feature_not_final`: the feature has not finished (it is waiting, queued "
+            "or running); `code: job_purged`: retention erased the job's inputs.",
+        ),
+        HTTP_503=(
+            Problem,
+            "A dependency is down (`code` says which). With `code: broker_unavailable` the "
+            "retry is recorded all the same and sent once the queue is back.",
+        ),
+    ),
+    extra={
+        "description": "Run a finished feature again: it goes back to `queued` with its "
+        "attempts, result, error and usage cleared, the features that need it go back to "
+        "`waiting` (retrying `stylize` makes a new `card`), and the job runs again. An "
+        "admin may retry any finished feature (a succeeded one is run again); the job's "
+        "owner only a `failed` one.",
+        "responses": {**ACCEPTED_HEADERS, **UNAVAILABLE_HEADERS},
+    },
+)
+
 # --- artifacts ---------------------------------------------------------------------------
 
 SIGNATURE_PARAMETERS = [

@@ -46,7 +46,7 @@ def create_job() -> Response:
     outcome = submit(get_db(), svc, submission, key, admit=lambda: admit_new_job(principal))
     owner_cache().put(outcome.job.id, outcome.job.owner_key_id)
     resource = job_resource(outcome.job)
-    response = _resource_response(resource, svc, status=202 if outcome.created else 200)
+    response = resource_response(resource, svc, status=202 if outcome.created else 200)
     response.headers["Location"] = resource["links"]["self"]
     return response
 
@@ -68,7 +68,7 @@ def get_job_view(job_id: str) -> Response:
         not_modified = Response(status=304)
         _cache_headers(not_modified, resource, svc)
         return not_modified
-    return _resource_response(resource, svc)
+    return resource_response(resource, svc)
 
 
 @bp.get("/jobs")
@@ -190,7 +190,8 @@ def _checked_event_id(value: str, field: str) -> str:
     return value
 
 
-def _resource_response(resource: dict[str, Any], svc: Services, status: int = 200) -> Response:
+def resource_response(resource: dict[str, Any], svc: Services, status: int = 200) -> Response:
+    """The job resource as an answer: signed image URLs, ETag, cache headers."""
     # Image URLs are signed as they leave: what is stored and published has paths only.
     response = _json(svc.signer.sign_urls(resource), status)
     _cache_headers(response, resource, svc)

@@ -87,6 +87,15 @@ class Unauthorized(ProblemError):
         super().__init__(detail, headers=headers, **kwargs)
 
 
+class LoginRequired(Unauthorized):
+    """A dashboard page was opened without an admin session: the browser is sent to the
+    login page (``location``) instead of getting problem+json."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__("log in to the dashboard with an admin key")
+        self.location = location
+
+
 class Forbidden(ProblemError):
     """The key is valid but its role may not do this."""
 
@@ -100,7 +109,8 @@ class NotFound(ProblemError):
 
 
 class Conflict(ProblemError):
-    """An idempotency key was reused with a different body."""
+    """The request conflicts with the resource's state: an idempotency key reused with a
+    different body, a retry of a feature that has not finished."""
 
     status, title = 409, "Conflict"
 
@@ -200,6 +210,15 @@ class FeatureError(RefractError):
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.code}: {self.message}")
+
+
+class Canceled(RefractError):
+    """A feature's run must stop: its job was canceled (or the run lost its claim) while
+    it worked. Nothing it did is recorded; only the task runner catches it."""
+
+    def __init__(self, doing: str) -> None:
+        super().__init__(f"stopped while {doing}: the feature is no longer this run's")
+        self.doing = doing
 
 
 class RetryableModelError(RefractError):

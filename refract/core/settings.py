@@ -101,8 +101,27 @@ class Settings(BaseSettings):
     # How long an API process trusts a key it looked up (a revocation takes this long).
     key_cache_s: float = Field(default=10.0, ge=0)
 
+    # --- the operators' dashboard (/admin) -----------------------------------------
+    # An admin logs in with an admin key; the session cookie lasts this long.
+    admin_session_s: int = Field(default=12 * 3600, ge=60)
+    # Send the session cookie over HTTPS only (set it when the proxy terminates TLS).
+    admin_cookie_secure: bool = False
+    # Where the dashboard links for Celery-level detail (Flower); empty: no link.
+    flower_url: str | None = None
+    # US dollars per million tokens, per model and direction, for the dashboard's cost
+    # estimate (Gemini API paid tier list prices; a JSON object in the environment).
+    prices_usd_per_mtok: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+            "gemini-2.5-flash-image": {"input": 0.30, "output": 30.0},
+        }
+    )
+
     # --- the workers ---------------------------------------------------------------
     worker_concurrency: int = Field(default=8, ge=1)
+    # "host:port" where `refract worker` also serves its own Prometheus metrics, without a
+    # key (bind it where only the scraper reaches); unset: only the API's /metrics.
+    metrics_bind: str | None = None
     # Redis hands an unacknowledged message to another worker after this. Lost work is
     # found by heartbeats within seconds (below), so this is only the backstop for a
     # message a dead worker had reserved but not started; it stays above the longest

@@ -6,10 +6,13 @@ import redis
 
 from refract.core.settings import Settings
 from refract.gateway.base import ModelBackend
+from refract.observability.usage import UsageCounter
 
 
 def build_backend(settings: Settings, redis_client: redis.Redis[str] | None = None) -> ModelBackend:
-    """The backend ``settings`` ask for; Gemini calls share a Redis rate limiter when given."""
+    """The backend ``settings`` ask for; given Redis, Gemini calls share a rate limiter
+    there, and every call is counted there for the dashboard."""
+    usage = UsageCounter(redis_client) if redis_client is not None else None
     if settings.backend == "gemini":
         from refract.gateway.gemini import GeminiBackend
         from refract.gateway.limiter import RedisRateLimiter
@@ -19,7 +22,7 @@ def build_backend(settings: Settings, redis_client: redis.Redis[str] | None = No
             if redis_client is not None and settings.gemini_rpm > 0
             else None
         )
-        return GeminiBackend(settings, limiter=limiter)
+        return GeminiBackend(settings, limiter=limiter, usage=usage)
     from refract.gateway.local import LocalBackend
 
-    return LocalBackend(settings)
+    return LocalBackend(settings, usage)

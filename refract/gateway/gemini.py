@@ -33,6 +33,7 @@ from refract.core.results import (
 from refract.core.settings import Settings
 from refract.gateway.base import ModelBackend, ModelReply, Usage
 from refract.gateway.checks import ResultCheckFailed, check_comments, check_summary
+from refract.gateway.gemini_calls import counted
 from refract.gateway.gemini_replies import (
     checked_candidate,
     client_error,
@@ -45,6 +46,7 @@ from refract.gateway.gemini_replies import (
 from refract.gateway.limiter import RateLimiter
 from refract.gateway.prompts import Prompt, data_block, load_prompt
 from refract.gateway.retry import RetryPolicy, call_with_retries
+from refract.observability.usage import UsageCounter
 
 try:  # google-genai 3.x talks through httpx2, a fork with its own exception classes.
     import httpx2
@@ -78,14 +80,17 @@ class GeminiBackend(ModelBackend):
         settings: Settings,
         *,
         limiter: RateLimiter | None = None,
+        usage: UsageCounter | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Build the SDK clients; ``limiter`` gates every call, ``sleep`` waits retries."""
+        """Build the SDK clients; ``limiter`` gates every call, ``usage`` counts them for
+        the dashboard, ``sleep`` waits retries."""
         if settings.gemini_api_key is None:
             raise ValueError("the Gemini backend needs GEMINI_API_KEY or GOOGLE_API_KEY")
         self.settings = settings
         self.policy = RetryPolicy.from_settings(settings)
         self._limiter = limiter
+        self._usage = usage
         self._sleep = sleep
         self._text_client = self._client(settings.model_timeout_s)
         self._image_client = self._client(settings.image_model_timeout_s)
@@ -351,8 +356,12 @@ class GeminiBackend(ModelBackend):
                 http = types.HttpOptions(timeout=max(1, int(call_timeout_s * 1000)))
                 bounded_config = config.model_copy(update={"http_options": http})
             try:
-                return client.models.generate_content(
-                    model=model, contents=contents, config=bounded_config
+                return counted(
+                    model,
+                    lambda: client.models.generate_content(
+                        model=model, contents=contents, config=bounded_config
+                    ),
+                    self._usage,
                 )
             except errors.ClientError as exc:
                 raise client_error(exc) from exc

@@ -22,7 +22,9 @@ from typing import Protocol
 import redis
 import structlog
 
+from refract.core import interrupt
 from refract.core.errors import RetryableModelError
+from refract.observability import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +112,7 @@ class RedisRateLimiter:
                 self._wait_for_redis(model, failures, deadline - self._clock(), exc)
                 continue
             if wait_s <= 0:
+                metrics.limiter_wait(model, timeout_s - (deadline - self._clock()))
                 return
             remaining = deadline - self._clock()
             if wait_s > remaining:
@@ -119,8 +122,13 @@ class RedisRateLimiter:
                     f"reached; the next slot frees up in {wait_s:.1f}s",
                     retry_after=wait_s,
                 )
-            # A little jitter so the workers woken by the same freed slot do not collide.
-            self._sleep(wait_s + random.uniform(0, min(0.05, remaining - wait_s)))
+            # A little jitter so the workers woken by the same freed slot do not collide;
+            # a canceled feature stops waiting for a slot it no longer needs.
+            interrupt.wait(
+                wait_s + random.uniform(0, min(0.05, remaining - wait_s)),
+                self._sleep,
+                "waiting for the rate limit",
+            )
 
     def _wait_for_redis(
         self, model: str, failures: int, remaining_s: float, exc: Exception

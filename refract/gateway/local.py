@@ -20,6 +20,8 @@ from refract.gateway.base import ModelBackend, ModelReply, Usage
 from refract.imaging.cardart import CARD_SIZE, draw_card
 from refract.imaging.pixels import ImageDecodeError
 from refract.imaging.stats import ImageStats, image_stats
+from refract.observability import metrics
+from refract.observability.usage import UsageCounter
 
 SUMMARY_MODEL = "local-extractive-v1"
 COMMENTS_MODEL = "local-vader-v1"
@@ -40,12 +42,18 @@ class LocalBackend(ModelBackend):
 
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, usage: UsageCounter | None = None) -> None:
+        """``usage`` counts each feature's computation as a call, for the dashboard."""
         self.settings = settings
+        self._usage = usage
 
     def _reply(
         self, data: dict[str, Any], model: str, image: ImageBlob | None = None
     ) -> ModelReply:
+        # Counted like a model call (no tokens), so the metrics show where features ran.
+        metrics.model_call(model, "ok")
+        if self._usage is not None:
+            self._usage.record(model, "ok")
         return ModelReply(
             data=data,
             backend=self.name,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from refract.core import deadline
+from refract.core import deadline, interrupt
 from refract.core.errors import FeatureError, RetryableModelError
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def call_with_retries(
     attempts = max(1, policy.max_attempts)
     for attempt in range(1, attempts + 1):
         deadline.check("calling the model")
+        interrupt.check("calling the model")
         try:
             return fn()
         except RetryableModelError as error:
@@ -91,7 +92,8 @@ def call_with_retries(
                 raise deadline.exceeded(f"waiting to retry after {error.code}") from error
             if on_retry is not None:
                 on_retry(attempt, error, delay)
-            sleep(delay)
+            # A canceled feature does not sit out a long backoff before it stops.
+            interrupt.wait(delay, sleep, f"waiting to retry after {error.code}")
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 

@@ -8,8 +8,12 @@ is left alone.
 
 A message a worker has taken sits in kombu's ``unacked`` hash until it is acknowledged,
 and stays there if that worker dies (until the visibility timeout hands it out again),
-so it proves nothing about liveness: heartbeats answer that, and those messages are not
-counted here.
+so an old entry proves nothing about liveness: heartbeats answer that once the feature
+has started. A message taken moments ago, though, is on its way to a thread of a live
+worker (prefetched, or between the pop and the claim): those taken within
+``taken_within_s`` count as waiting too, so the reconciler does not race a worker that is
+about to start. If that worker dies instead, the entry ages past the window and the
+feature, still queued, is sent again.
 
 Only Refract's own feature tasks are recognised (by task name, job id as the only
 argument); with another broker :func:`waiting_features` cannot tell and says so
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +41,9 @@ PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
 # Messages read per round trip: a long queue is read in slices, not in one reply.
 CHUNK = 1000
+# kombu's Redis transport: messages taken by a worker and not yet acknowledged.
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
 
 _FEATURE_OF_TASK = {spec.task_name: name for name, spec in FEATURES.items()}
 
@@ -50,15 +58,40 @@ def broker_client(broker_url: str) -> redis.Redis[bytes] | None:
     return redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
 
 
-def waiting_features(client: redis.Redis[bytes], queues: Iterable[str]) -> set[WorkKey] | None:
+def waiting_features(
+    client: redis.Redis[bytes],
+    queues: Iterable[str],
+    *,
+    taken_within_s: float = 0.0,
+    now: float | None = None,
+) -> set[WorkKey] | None:
     """Every (job id, feature) with a message waiting in ``queues`` for a worker to take
-    it; ``None`` if the broker could not be read (the caller then rules nothing out)."""
+    it, or taken by one in the last ``taken_within_s`` seconds; ``None`` if the broker
+    could not be read (the caller then rules nothing out)."""
     try:
         found = {key for raw in _queued_messages(client, queues) if (key := work_of(raw))}
+        if taken_within_s > 0:
+            since = (now if now is not None else time.time()) - taken_within_s
+            found |= {key for raw in _taken_since(client, since) if (key := work_of(raw))}
     except redis.RedisError as exc:
         log.warning("broker_unreadable", error=type(exc).__name__)
         return None
     return found
+
+
+def _taken_since(client: redis.Redis[bytes], since: float) -> Iterator[Any]:
+    """The messages workers took (and have not acknowledged) since ``since``."""
+    # kombu keeps each taken message in UNACKED (tag -> [message, exchange, routing key])
+    # and the time it was taken in UNACKED_INDEX (tag -> seconds since the epoch).
+    tags = client.zrangebyscore(UNACKED_INDEX, since, "+inf")
+    for start in range(0, len(tags), CHUNK):
+        for raw in client.hmget(UNACKED, tags[start : start + CHUNK]):
+            if raw is None:  # acknowledged meanwhile
+                continue
+            try:
+                yield json.loads(raw)[0]
+            except (ValueError, TypeError, IndexError):
+                continue
 
 
 def _queued_messages(client: redis.Redis[bytes], queues: Iterable[str]) -> Iterator[bytes]:
@@ -89,3 +122,19 @@ def work_of(message: Any) -> WorkKey | None:
         return str(args[0]), feature
     except (ValueError, TypeError, KeyError, IndexError):
         return None
+
+
+def queue_depths(client: redis.Redis[bytes], queues: Iterable[str]) -> dict[str, int]:
+    """How many messages wait in each queue (every priority step), not yet taken by a
+    worker; raises ``redis.RedisError`` if the broker cannot be read."""
+    names = list(queues)
+    pipe = client.pipeline(transaction=False)
+    for queue in names:
+        for step in PRIORITY_STEPS:
+            pipe.llen(f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue)
+    lengths = pipe.execute()
+    steps = len(PRIORITY_STEPS)
+    return {
+        queue: sum(int(n) for n in lengths[i * steps : (i + 1) * steps])
+        for i, queue in enumerate(names)
+    }

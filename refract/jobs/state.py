@@ -124,6 +124,9 @@ def change_job(
     job.updated_at = now
     if status in FINAL_JOB_STATUSES and job.finished_at is None:
         job.finished_at = now
+    elif previous in FINAL_JOB_STATUSES and status not in FINAL_JOB_STATUSES:
+        # A retried feature makes a finished job run again: it is not finished any more.
+        job.finished_at = None
     session.flush()
     if status.value != previous or status in FINAL_JOB_STATUSES:
         events.append(job_event(job))

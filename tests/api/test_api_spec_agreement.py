@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.schemas import NO_NUL
 from tests.support.bodies import video_body
 
 
@@ -70,6 +71,21 @@ def test_event_payloads_are_documented_as_the_objects_they_are(
 
 def test_url_or_source_is_required_in_the_document_too(client: FlaskClient) -> None:
     schema = document(client)["components"]["schemas"]["VideoJobRequest"]
-    assert {"required": ["url"]} in schema["anyOf"] and {"required": ["source"]} in schema["anyOf"]
+    # Exactly one of the two, and not null: the validator's rule.
+    assert [branch["required"] for branch in schema["oneOf"]] == [["url"], ["source"]]
+    assert schema["oneOf"][0]["properties"]["source"] == {"type": "null"}
     neither = client.post("/api/v1/jobs", json={"kind": "video"})
     assert neither.status_code == 422
+    both = client.post(
+        "/api/v1/jobs",
+        json={"kind": "video", "url": "https://youtu.be/9bZkp7q19f0", "source": {"title": "x"}},
+    )
+    assert both.status_code == 422
+
+
+def test_no_request_string_may_hold_a_nul_in_the_document_too(client: FlaskClient) -> None:
+    schemas = document(client)["components"]["schemas"]
+    assert schemas["VideoSource"]["properties"]["title"]["pattern"] == NO_NUL
+    assert schemas["PhotoCardForm"]["properties"]["prompt"]["pattern"] == NO_NUL
+    refused = client.post("/api/v1/jobs", json={"kind": "video", "source": {"title": "a\u0000b"}})
+    assert refused.status_code == 422

@@ -3,6 +3,7 @@ and the reconciler leaving those alone (no duplicate messages under a backlog)."
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -61,9 +62,11 @@ def test_messages_waiting_in_their_queues_are_found(
     }
 
 
-def test_a_message_a_worker_took_is_not_counted(app: Celery, broker: redis.Redis[bytes]) -> None:
-    # Once taken, a message proves nothing about liveness (its worker may have died with
-    # it): heartbeats decide, so only messages still waiting in a queue are counted.
+def test_a_message_a_worker_took_counts_only_while_recent(
+    app: Celery, broker: redis.Redis[bytes]
+) -> None:
+    # Taken moments ago, a message is on its way to a worker's thread; taken long ago, it
+    # proves nothing about liveness (its worker may have died with it): heartbeats decide.
     job = uuid.uuid4()
     enqueue(app, job, ["caption"])
     assert waiting_features(broker, ALL_QUEUES) == {(str(job), "caption")}
@@ -75,8 +78,13 @@ def test_a_message_a_worker_took_is_not_counted(app: Celery, broker: redis.Redis
         assert broker.llen(IMAGE_QUEUE) == 0 and broker.hlen("unacked") == 1
 
         assert waiting_features(broker, ALL_QUEUES) == set()
+        recent = waiting_features(broker, ALL_QUEUES, taken_within_s=60)
+        assert recent == {(str(job), "caption")}
+        later = time.time() + 61
+        assert waiting_features(broker, ALL_QUEUES, taken_within_s=60, now=later) == set()
 
         taken[0].ack()
+        assert waiting_features(broker, ALL_QUEUES, taken_within_s=60) == set()
 
 
 def test_an_unreadable_broker_rules_nothing_out() -> None:

@@ -131,3 +131,22 @@ def test_the_api_is_reached_only_through_the_proxy() -> None:
     for directive in ("client_header_timeout", "client_body_timeout", "proxy_request_buffering on"):
         assert directive in config, directive
     assert "server api:8000;" in config and "listen 8080;" in config
+
+
+def test_prometheus_scrapes_the_api_with_a_key_and_every_worker() -> None:
+    services = load("docker-compose.yml")["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]  # only with `--profile metrics`
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    config = load(mounts["/etc/prometheus/prometheus.yml"].removeprefix("./"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["refract-api"]
+    assert api["metrics_path"] == "/metrics"
+    assert api["static_configs"][0]["targets"] == ["api:8000"]
+    assert api["authorization"]["credentials_file"] in mounts  # the admin key, from a file
+    workers = jobs["refract-workers"]["dns_sd_configs"][0]
+    for name in ("worker-text", "worker-image"):
+        assert name in workers["names"]
+        bind = services[name]["environment"]["REFRACT_METRICS_BIND"]
+        assert bind.endswith(f":{workers['port']}")
+        assert services[name]["environment"]["REFRACT_AUTH"] == "required"

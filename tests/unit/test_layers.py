@@ -21,6 +21,8 @@ YOUTUBE = "refract.youtube"
 ANALYSIS = "refract.analysis"
 GATEWAY = "refract.gateway"
 ACCESS = "refract.access"
+OBSERVABILITY = "refract.observability"
+OPS = "refract.ops"
 
 # Each layer, and the layers below it that it may import (it may always import itself).
 # ``refract`` itself (its ``__init__``: the version) is open to everyone.
@@ -28,17 +30,35 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     CORE: frozenset(),
     JOBS: frozenset({CORE}),
     ACCESS: frozenset({CORE}),
+    # Metrics every process records into: just above core, so any layer may record.
+    OBSERVABILITY: frozenset({CORE}),
     IMAGING: frozenset({CORE}),
     YOUTUBE: frozenset({CORE, IMAGING}),
     ANALYSIS: frozenset({CORE, IMAGING}),
-    GATEWAY: frozenset({CORE, IMAGING, ANALYSIS}),
+    GATEWAY: frozenset({CORE, IMAGING, ANALYSIS, OBSERVABILITY}),
+    # What operators see (the dashboard's figures) and the counts workers leave for it.
+    OPS: frozenset({CORE, JOBS, OBSERVABILITY}),
     "migrations": frozenset({CORE}),
     # The web app sends tasks by name: it never imports task bodies, the worker or a model.
-    "api": frozenset({CORE, JOBS, IMAGING, YOUTUBE, ACCESS}),
-    "tasks": frozenset({CORE, JOBS, IMAGING, YOUTUBE, GATEWAY}),
-    "worker": frozenset({CORE, JOBS, "tasks"}),
+    "api": frozenset({CORE, JOBS, IMAGING, YOUTUBE, ACCESS, OBSERVABILITY, OPS}),
+    "tasks": frozenset({CORE, JOBS, IMAGING, YOUTUBE, GATEWAY, OBSERVABILITY}),
+    "worker": frozenset({CORE, JOBS, OBSERVABILITY, OPS, "tasks"}),
     # Launchers start processes: the top layer, nothing imports them.
-    "launch": frozenset({CORE, JOBS, ACCESS, IMAGING, YOUTUBE, ANALYSIS, GATEWAY, "api", "worker"}),
+    "launch": frozenset(
+        {
+            CORE,
+            JOBS,
+            ACCESS,
+            IMAGING,
+            YOUTUBE,
+            ANALYSIS,
+            GATEWAY,
+            OBSERVABILITY,
+            OPS,
+            "api",
+            "worker",
+        }
+    ),
     "bench": frozenset({CORE, JOBS, "launch"}),
 }
 PACKAGES = ("refract", "api", "tasks", "worker", "launch", "migrations", "bench")
