@@ -1,4 +1,5 @@
-# One image for every Refract process (api, workers, beat, migrate); compose picks the command.
+# One image for every Refract process (api, workers, beat, migrate, Flower); compose builds
+# it once and picks each service's command. .dockerignore keeps .venv, var/ and caches out.
 FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,7 +17,8 @@ COPY tasks ./tasks
 COPY worker ./worker
 COPY launch ./launch
 COPY migrations ./migrations
-RUN pip install --editable . && mkdir -p /app/var/media && chown -R refract:refract /app/var
+# The `flower` extra: compose runs Flower from this image with Refract's own Celery app.
+RUN pip install --editable ".[flower]" && mkdir -p /app/var/media && chown -R refract:refract /app/var
 
 USER refract
 EXPOSE 8000

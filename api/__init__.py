@@ -17,7 +17,7 @@ from api.services import Services
 from refract.access.signing import Signer
 from refract.core.db import get_sessionmaker, init_engine
 from refract.core.settings import Settings, load_settings
-from refract.imaging.storage import MediaStore
+from refract.imaging.storage import open_store
 from refract.jobs.celery_app import create_celery_app
 from refract.jobs.progress import ProgressBus, redis_from_url
 from refract.jobs.resync import committed_state
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             ttl_s=settings.snapshot_ttl_s,
             reload=committed_state(get_sessionmaker()),
         ),
-        store=MediaStore(settings.media_dir),
+        store=open_store(settings),
         celery=create_celery_app(settings, send_only=True),
         signer=Signer(secret_of(settings), settings.artifact_url_ttl_s),
     )

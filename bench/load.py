@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from launch.client import load_source
+from launch.targets import load_source
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

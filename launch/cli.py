@@ -1,9 +1,13 @@
-"""The ``refract`` command: migrate, api, worker, beat, up, keys, intake, submit, demo.
+"""The ``refract`` command: migrate, api, events, worker, beat, up, keys, intake, submit, demo.
 
 Every sub-command reads the same settings (environment variables, see the README).
 ``refract up`` runs the API, a worker and beat as child processes in the foreground and
-stops them all on Ctrl-C; ``refract submit`` is a client of a running API; ``refract
-demo`` runs the samples through a stack it starts and stops itself.
+stops them all on Ctrl-C, SIGTERM or SIGHUP; ``refract submit`` is a client of a running
+API; ``refract demo`` runs the samples through a stack it starts and stops itself.
+
+A command that will not run with the configuration it was given (``StartupRefused``)
+prints one line, ``refract <command>: <reason>``, and exits with
+:data:`launch.stack.EXIT_REFUSED`, never with a traceback.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from launch.stack import redact
+from launch.signals import interrupt_on_stop_signals
+from launch.stack import EXIT_REFUSED, redact
 from refract.core.errors import StartupRefused
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings, load_settings
 from refract.jobs.catalog import ALL_QUEUES
-from refract.observability.multiproc import ensure_multiprocess_dir, mark_process_dead
+
+if TYPE_CHECKING:
+    import httpx
+
+    from launch.servers import ServerShape
 
 
 def _settings() -> Settings:
@@ -30,58 +39,70 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_broker(settings: Settings) -> None:
+    """A worker or beat alone needs a broker; only ``refract up`` embeds one."""
+    if settings.redis_url is None and settings.broker_url is None:
+        raise StartupRefused(
+            "REFRACT_REDIS_URL is not set: give the Redis URL, or run `refract up`, "
+            "which starts an embedded Redis with the API, a worker and beat"
+        )
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database schema to the newest revision."""
     from launch.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url)
+    if upgrade(settings.database_url):
+        print(f"refract: created the database {redact(settings.database_url)}")
     print(f"refract: schema up to date on {redact(settings.database_url)}")
+    if settings.media_backend == "s3":
+        from refract.imaging.s3store import S3Store
+
+        # The media bucket is part of what a fresh deployment needs, like the schema.
+        store = S3Store.from_settings(settings)
+        store.ensure_bucket()
+        store.close()
+        print(f"refract: media bucket {settings.s3_bucket} ready")
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Serve the HTTP API with gunicorn (threads, so Server-Sent Events do not starve it)."""
-    from gunicorn.app.base import BaseApplication
+    """Serve the HTTP API with gunicorn (threads; slow clients wait in the event loop)."""
+    from launch.servers import API_WORKER, ServerShape
 
+    return _serve_http(
+        args, "api", ServerShape(API_WORKER, args.workers, args.threads, access_log=args.access_log)
+    )
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Serve Server-Sent Events streams with gunicorn's gevent workers (see launch/servers.py)."""
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        # Start over in an interpreter patched before any import (launch/events_main.py).
+        os.execv(sys.executable, [sys.executable, "-m", "launch.events_main", *sys.argv[1:]])
+    from launch.servers import EVENTS_WORKER, ServerShape
+
+    shape = ServerShape(
+        EVENTS_WORKER, args.workers, connections=args.connections, access_log=args.access_log
+    )
+    return _serve_http(args, "events", shape)
+
+
+def _serve_http(args: argparse.Namespace, command: str, shape: ServerShape) -> int:
     from api.auth import check_startup
+    from launch.servers import serve
 
     settings = _settings()
     try:
         check_startup(settings, args.host)
     except StartupRefused as exc:
-        print(f"refract api: {exc}", file=sys.stderr)
-        return 2
-    # Before gunicorn forks: every worker records into files that any worker's /metrics
-    # sums (the directory `refract up` made, else a private one).
-    ensure_multiprocess_dir()
-
-    class _Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            # gthread that reads requests in its event loop (slow clients hold no
-            # thread) and answers its own errors in problem+json.
-            self.cfg.set("worker_class", "launch.http_worker.ApiWorker")
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("timeout", 120)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", "-" if args.access_log else None)
-            self.cfg.set("child_exit", _api_worker_exited)
-
-        def load(self) -> Any:
-            # Built in each worker process after the fork: no shared connections.
-            from api import create_app
-
-            return create_app(settings)
-
-    _Server().run()
+        print(f"refract {command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    serve(settings, f"{args.host}:{args.port}", shape)
     return 0
-
-
-def _api_worker_exited(_server: Any, worker: Any) -> None:
-    """gunicorn's ``child_exit`` hook (in the master): retire the worker's metrics files."""
-    mark_process_dead(worker.pid)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -90,6 +111,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from worker.app import create_worker_app
 
     settings = _settings()
+    _require_broker(settings)
     if settings.metrics_bind:
         # The worker's own metrics for a scraper that cannot reach the API's (compose
         # runs the API and each queue's workers in containers of their own).
@@ -99,7 +121,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             serve(settings.metrics_bind)
         except (ValueError, OSError) as exc:
             print(f"refract worker: metrics: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_REFUSED
     app = create_worker_app(settings)
     argv = [
         "worker",
@@ -127,6 +149,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
     from worker.app import create_worker_app
 
     settings = _settings()
+    _require_broker(settings)
     app = create_worker_app(settings)
     schedule = os.path.join(args.state_dir, "celerybeat-schedule")
     os.makedirs(args.state_dir, exist_ok=True)
@@ -148,16 +171,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         state_dir=Path(args.state_dir),
     )
-    try:
-        stack.start()
-    except StartupRefused as exc:
-        stack.stop()
-        print(f"refract up: {exc}", file=sys.stderr)
-        return 2
-    except BaseException:
-        stack.stop()
-        raise
-    return stack.run_until_signalled()
+    # Ctrl-C, SIGTERM or SIGHUP while the stack starts (embedded Redis, migrations) stops
+    # what has started; once it runs, run_until_signalled takes the same signals over.
+    with interrupt_on_stop_signals():
+        try:
+            stack.start()
+        except StartupRefused as exc:
+            stack.stop()
+            print(f"refract up: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+        except KeyboardInterrupt:
+            stack.stop()
+            print("refract up: interrupted while starting; stopped", file=sys.stderr)
+            return 130
+        except BaseException:
+            stack.stop()
+            raise
+        return stack.run_until_signalled()
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -187,29 +217,42 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job to a running API, follow it live, print and save its results."""
     import httpx
 
-    from launch.client import ClientError, follow, print_results, save_images, submit
+    from launch.client import ClientError, unreachable
+    from launch.targets import TargetError
 
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     key = args.key or os.environ.get("REFRACT_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=args.api, timeout=30, headers=headers) as http:
         try:
-            job = submit(
-                http, args.target, prompt=args.prompt, features=features, language=args.language
-            )
-        except (ClientError, httpx.HTTPError, OSError, ValueError) as exc:
+            return _submit_and_follow(http, args, features)
+        except (TargetError, ClientError) as exc:
             print(f"refract submit: {exc}", file=sys.stderr)
             return 2
-        print(
-            f"job {job['id']} submitted; following {args.api}{job['links']['events']}",
-            file=sys.stderr,
-        )
-        try:
-            job = follow(http, job, out=sys.stderr if args.json else sys.stdout)
-        except KeyboardInterrupt:
-            print(f"\nstopped following; job {job['id']} goes on", file=sys.stderr)
-            return 130
-        saved = save_images(http, job, Path(args.out) / job["id"])
+        except httpx.TransportError as exc:  # refused, timed out, no such host
+            print(f"refract submit: {unreachable(args.api, exc)}", file=sys.stderr)
+            return 2
+        except httpx.HTTPError as exc:
+            print(f"refract submit: {exc}", file=sys.stderr)
+            return 2
+
+
+def _submit_and_follow(
+    http: httpx.Client, args: argparse.Namespace, features: list[str] | None
+) -> int:
+    from launch.client import follow, print_results, save_images, submit
+
+    job = submit(http, args.target, prompt=args.prompt, features=features, language=args.language)
+    print(
+        f"job {job['id']} submitted; following {args.api}{job['links']['events']}",
+        file=sys.stderr,
+    )
+    try:
+        job = follow(http, job, out=sys.stderr if args.json else sys.stdout)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; job {job['id']} goes on", file=sys.stderr)
+        return 130
+    saved = save_images(http, job, Path(args.out) / job["id"])
     if args.json:
         print(json.dumps(job, indent=2, ensure_ascii=False))
     else:
@@ -234,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--threads", type=int, default=16)
     api.add_argument("--access-log", action="store_true")
     api.set_defaults(func=cmd_api)
+
+    events = sub.add_parser(
+        "events", help="serve event streams (gevent), behind the proxy beside the API"
+    )
+    add_server_args(events)
+    events.add_argument("--workers", type=int, default=1)
+    events.add_argument("--connections", type=int, default=4000, help="open streams per worker")
+    events.add_argument("--access-log", action="store_true")
+    events.set_defaults(func=cmd_events)
 
     wrk = sub.add_parser("worker", help="run a Celery worker")
     wrk.add_argument("--queues", default=",".join(ALL_QUEUES))
@@ -291,15 +343,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the samples through a freshly started embedded stack and print everything."""
     from launch.demo import run_demo
 
-    return run_demo(
-        _settings(), port=args.port, out_dir=Path(args.out), state_dir=Path(args.state_dir)
-    )
+    settings = _settings()
+    # SIGTERM and SIGHUP interrupt the demo as Ctrl-C does, so its clean-up stops every
+    # child it started (run_demo stops the stack in a `finally`).
+    with interrupt_on_stop_signals():
+        try:
+            return run_demo(
+                settings, port=args.port, out_dir=Path(args.out), state_dir=Path(args.state_dir)
+            )
+        except KeyboardInterrupt:
+            print("refract demo: interrupted", file=sys.stderr)
+            return 130
+        except (RuntimeError, TimeoutError) as exc:  # a child died while the stack started
+            print(f"refract demo: the stack did not start: {exc}", file=sys.stderr)
+            return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``refract`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except StartupRefused as exc:
+        print(f"refract {args.command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ the database or Redis), so it works against any running Refract.
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 import sys
@@ -17,13 +16,22 @@ from typing import Any, TextIO
 
 import httpx
 
+from launch.targets import read_target
+from refract.core.errors import RefractError
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
-
-class ClientError(RuntimeError):
+class ClientError(RefractError):
     """The API refused a request; the message is the problem's detail."""
+
+
+def unreachable(api_url: str, exc: httpx.TransportError) -> str:
+    """One line for an API that could not be reached: the URL tried and how to start one."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return (
+        f"cannot reach the API at {api_url} ({reason}); start it with `refract up` "
+        "(or `make demo` for a one-off demo), or give --api the URL of a running one"
+    )
 
 
 def _problem(response: httpx.Response) -> ClientError:
@@ -36,19 +44,6 @@ def _problem(response: httpx.Response) -> ClientError:
         return ClientError(f"{response.status_code} {response.text[:200]}")
 
 
-def load_source(path: Path) -> dict[str, Any]:
-    """A video ``source`` JSON file; a thumbnail given as a file name is inlined as data URL."""
-    source = dict(json.loads(path.read_text(encoding="utf-8")))
-    thumbnail = source.get("thumbnail")
-    if isinstance(thumbnail, str) and thumbnail and not thumbnail.startswith("data:"):
-        image = (path.parent / thumbnail).resolve()
-        if not image.is_file():
-            raise ValueError(f"thumbnail file {image} not found")
-        mime = mimetypes.guess_type(image.name)[0] or "image/jpeg"
-        source["thumbnail"] = f"data:{mime};base64,{base64.b64encode(image.read_bytes()).decode()}"
-    return source
-
-
 def submit(
     http: httpx.Client,
     target: str,
@@ -57,9 +52,13 @@ def submit(
     features: list[str] | None = None,
     language: str | None = None,
 ) -> dict[str, Any]:
-    """Create a job from a YouTube URL, a ``source`` JSON file or a photo file."""
-    path = Path(target)
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    """Create a job from a YouTube URL, a ``source`` JSON file or a photo file.
+
+    A target that cannot be read raises :class:`launch.targets.TargetError` saying why,
+    before anything is sent."""
+    what = read_target(target)
+    if what.photo is not None:
+        path = what.photo
         form: dict[str, str] = {"kind": "photocard"}
         if prompt:
             form["prompt"] = prompt
@@ -67,17 +66,16 @@ def submit(
             form["features"] = ",".join(features)
         if language:
             form["language"] = language
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         with path.open("rb") as handle:
             response = http.post(
-                "/api/v1/jobs", data=form, files={"photo": (path.name, handle, mime)}
+                "/api/v1/jobs", data=form, files={"photo": (path.name, handle, what.mime)}
             )
     else:
         body: dict[str, Any] = {"kind": "video"}
-        if path.is_file():
-            body["source"] = load_source(path)
+        if what.source is not None:
+            body["source"] = what.source
         else:
-            body["url"] = target
+            body["url"] = what.url
         if features:
             body["features"] = features
         if language:

@@ -1,8 +1,9 @@
 """``refract demo``: the whole product in one command, on the embedded stack.
 
-Starts Redis (embedded), the API, a worker and beat; submits the sample video and the
-sample photo from ``examples/``; shows their progress live; prints every feature's
-result and where the card was saved; then stops everything it started.
+Starts Redis (embedded), the API, a worker and beat; submits the sample video, the
+sample portrait and a group photo without a usable frontal face (in Korean) from
+``examples/``; shows their progress live; prints every feature's result and where each
+card was saved; then stops everything it started.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from refract.core.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_PROMPT = "a retro space-mission trading card, bold colours, stars in the background"
+# The extra photo: a group seen from afar (no face big enough to crop), asked in Korean.
+GROUP_PROMPT = "서울 야경, 선명한 색"
+GROUP_LANGUAGE = "ko"
 
 
 def _free_port() -> int:
@@ -29,9 +33,10 @@ def _free_port() -> int:
 
 
 def run_demo(settings: Settings, *, port: int | None, out_dir: Path, state_dir: Path) -> int:
-    """Run the demo; 0 when every feature of both jobs succeeded."""
+    """Run the demo; 0 when every feature of every job succeeded."""
     video, photo = EXAMPLES / "video.json", EXAMPLES / "astronaut.png"
-    for sample in (video, photo):
+    group = EXAMPLES / "group.png"
+    for sample in (video, photo, group):
         if not sample.is_file():
             print(f"refract demo: sample {sample} is missing", file=sys.stderr)
             return 2
@@ -51,11 +56,14 @@ def run_demo(settings: Settings, *, port: int | None, out_dir: Path, state_dir: 
         with httpx.Client(base_url=stack.api_url, timeout=30) as http:
             video_job = submit(http, str(video))
             photo_job = submit(http, str(photo), prompt=DEMO_PROMPT)
+            group_job = submit(http, str(group), prompt=GROUP_PROMPT, language=GROUP_LANGUAGE)
             print(f"video job {video_job['id']} — {video.name}")
             video_job = follow(http, video_job, label="video  ")
             print(f"\nphoto card job {photo_job['id']} — {photo.name}")
             photo_job = follow(http, photo_job, label="photo  ")
-            for job in (video_job, photo_job):
+            print(f"\nphoto card job {group_job['id']} — {group.name} (no frontal face, Korean)")
+            group_job = follow(http, group_job, label="group  ")
+            for job in (video_job, photo_job, group_job):
                 saved = save_images(http, job, out_dir)
                 print_results(job, saved)
                 ok = ok and job["status"] == "succeeded"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,11 +25,16 @@ import httpx
 
 from api.auth import is_loopback
 from launch.embedded import EmbeddedRedis
+from launch.signals import STOP_SIGNALS
 from launch.supervisor import Backoff, Supervisor
 from refract.core.errors import StartupRefused
 from refract.core.settings import Settings
 from refract.jobs.catalog import ALL_QUEUES
 from refract.observability.multiproc import MULTIPROC_ENV, prepare_directory
+
+# A command that refuses its configuration exits with this (sysexits' EX_CONFIG): the
+# supervisor does not restart it, since the same configuration would be refused again.
+EXIT_REFUSED = 78
 
 
 def redact(url: str) -> str:
@@ -49,8 +55,10 @@ class LocalStack:
     :meth:`wait_ready` if one exits before the stack is ready. From then on
     :meth:`run_until_signalled` supervises: a child that exits, for whatever reason
     (SIGKILL included), is started again after 1 s, doubling up to 30 s while it keeps
-    failing (:class:`launch.supervisor.Backoff`), until Ctrl-C or SIGTERM stops every
-    child, then the embedded Redis.
+    failing (:class:`launch.supervisor.Backoff`), until Ctrl-C, SIGTERM or SIGHUP stops
+    every child, then the embedded Redis. A child that refuses its configuration (exit
+    :data:`EXIT_REFUSED`) is not restarted: the whole stack stops with its reason, rather
+    than an API accepting jobs that no worker will ever take.
 
     The children's current pids: :meth:`pids` in-process; from outside, the supervisor's
     ``child_started`` events (``name=worker pid=N``; also ``child_exited``,
@@ -94,12 +102,15 @@ class LocalStack:
 
         self.env = dict(os.environ)
         self._front_door()
+        self._check_port()
         # Every child records metrics into one directory, emptied for this run, so the
         # API's /metrics sums the worker's counters with its own.
         metrics_dir = self.env.get(MULTIPROC_ENV) or str(self.state_dir / "metrics")
         self.env[MULTIPROC_ENV] = str(prepare_directory(Path(metrics_dir)))
         if self.settings.redis_url is None:
-            self.redis = EmbeddedRedis(self.state_dir / "redis").start()
+            # Kept before it starts, so that an interrupt while it starts still stops it.
+            self.redis = EmbeddedRedis(self.state_dir / "redis")
+            self.redis.start()
             self.env["REFRACT_REDIS_URL"] = self.redis.url
         print(self.describe(), flush=True)
         upgrade(self.settings.database_url)
@@ -123,8 +134,22 @@ class LocalStack:
             popen=output,
             backoff=self.backoff,
             echo=self._write_log_line if self.quiet else None,
+            final_exit_codes=frozenset({EXIT_REFUSED}),
         )
         self.supervisor.start()
+
+    def _check_port(self) -> None:
+        """Refuse at once if the API's port is taken: gunicorn would retry and exit, and
+        the supervisor restart it, for as long as the other process holds it."""
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            try:
+                sock.bind((self.host, self.port))
+            except OSError as exc:
+                raise StartupRefused(
+                    f"{self.host}:{self.port} is not free ({exc.strerror or exc}): stop what "
+                    "holds it (an earlier `refract up`?) or choose another --port"
+                ) from None
 
     def _front_door(self) -> None:
         """Auth off on loopback unless REFRACT_AUTH says otherwise (a developer's or a demo's
@@ -196,31 +221,59 @@ class LocalStack:
         raise TimeoutError(f"the stack was not ready within {timeout_s:.0f}s")
 
     def check_children(self) -> None:
-        """Raise if a child process has exited (startup fails fast; nothing restarts here)."""
+        """Raise if a child process has exited (startup fails fast; nothing restarts here):
+        :class:`StartupRefused` with its reason if it refused its configuration."""
         if self.supervisor is None:
             return
         for name, code in self.supervisor.exited().items():
-            raise RuntimeError(f"{name} exited with code {code}")
+            if code == EXIT_REFUSED:
+                raise StartupRefused(self.refusal(name))
+            where = f"; see {self.state_dir / 'stack.log'}" if self.quiet else ""
+            raise RuntimeError(f"the {name} process exited with code {code}{where}")
+
+    def refusal(self, name: str) -> str:
+        """Why child ``name`` refused to start: its own one-line reason when the stack
+        keeps the children's output in its log, else a pointer to it (printed above)."""
+        prefix = f"refract {name}: "
+        log = self.state_dir / "stack.log"
+        if self.quiet and log.is_file():
+            lines = log.read_text(errors="replace").splitlines()
+            reasons = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+            if reasons:
+                return f"the {name} refused to start: {reasons[-1]}"
+        return f"the {name} refused to start (its reason is printed above)"
 
     def run_until_signalled(self, poll_interval_s: float = 0.2) -> int:
-        """Supervise the children until Ctrl-C/SIGTERM, then stop everything; returns 0.
+        """Supervise the children until Ctrl-C, SIGTERM or SIGHUP, then stop everything.
 
-        A child that exits meanwhile is restarted with backoff, not a reason to stop.
+        A child that exits meanwhile is restarted with backoff, not a reason to stop; one
+        that refuses its configuration stops the stack. Returns 0, or
+        :data:`EXIT_REFUSED` after printing which child refused and why.
         """
         stopping = False
+        supervisor = self.supervisor
 
         def _stop(_signum: int, _frame: Any) -> None:
             nonlocal stopping
             stopping = True
 
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        def _should_stop() -> bool:
+            return stopping or (supervisor is not None and bool(supervisor.refused()))
+
+        previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+        refused: list[str] = []
         try:
-            if self.supervisor is not None:
-                self.supervisor.run(lambda: stopping, interval_s=poll_interval_s)
+            if supervisor is not None:
+                supervisor.run(_should_stop, interval_s=poll_interval_s)
+                refused = list(supervisor.refused())
         finally:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if refused:
+            reasons = "; ".join(self.refusal(name) for name in refused)
+            print(f"refract: stopped the stack: {reasons}", file=sys.stderr, flush=True)
+            return EXIT_REFUSED
         return 0
 
     def stop(self, grace_s: float = 20.0) -> None:

@@ -15,7 +15,10 @@ Every start, exit and restart is a structured event (structlog) on ``launch.supe
 - ``child_exited`` name, pid, exit_code (negative: killed by ``signal``), uptime_s,
   restart_in_s;
 - ``child_restarted`` name, pid, restarts, delay_s;
-- ``child_start_failed`` name, error, restart_in_s: a restart could not even spawn.
+- ``child_start_failed`` name, error, restart_in_s: a restart could not even spawn;
+- ``child_refused`` name, pid, exit_code: the child exited with one of ``final_exit_codes``
+  (it refused its configuration), so it is not restarted: the same configuration would
+  be refused again. :meth:`Supervisor.refused` names such children; the caller decides.
 
 The same events can also be printed as plain ``refract: <event> key=value ...`` lines
 through ``echo`` (``refract up`` prints them into its stack log when quiet).
@@ -107,6 +110,7 @@ class Supervisor:
     log: EventLog = field(default_factory=lambda: structlog.get_logger(__name__))
     echo: Callable[[str], None] | None = None
     clock: Callable[[], float] = time.monotonic
+    final_exit_codes: frozenset[int] = frozenset()
     _children: dict[str, _Child] = field(default_factory=dict, init=False)
     _stopped: bool = field(default=False, init=False)
 
@@ -138,6 +142,16 @@ class Supervisor:
             if code is not None:
                 codes[name] = code
         return codes
+
+    def refused(self) -> dict[str, int]:
+        """The exit code of each child that exited with a final code and is left stopped."""
+        return {
+            name: child.exit_code
+            for name, child in self._children.items()
+            if child.process is None
+            and child.restart_at is None
+            and child.exit_code in self.final_exit_codes
+        }
 
     def restarts(self) -> dict[str, int]:
         """How many times each child has been restarted."""
@@ -203,6 +217,12 @@ class Supervisor:
         _signal_group(pid, signal.SIGKILL)
         now = self.clock()
         uptime = now - child.started_at
+        if code in self.final_exit_codes:
+            child.process = None
+            child.exit_code = code
+            child.restart_at = None
+            self._event("warning", "child_refused", name=child.name, pid=pid, exit_code=code)
+            return
         if uptime >= self.backoff.reset_after_s:
             child.failures = 0
         child.failures += 1

@@ -196,10 +196,13 @@ def _store_image_result(
     )
     written.append(artifact.storage_key)
     session.flush()
-    return ImageResult(
+    image = ImageResult(
         artifact_id=str(artifact.id),
         content_type=clean.mime_type,
         width=clean.width,
         height=clean.height,
         note=reply.data.get("note"),
     ).model_dump()
+    # What the backend and the task said beside the image (which subject was restyled,
+    # the card's design, the language) is kept; the stored image's own fields win.
+    return {**{k: v for k, v in reply.data.items() if k not in image}, **image}

@@ -18,7 +18,7 @@ from refract.core.db import get_sessionmaker, init_engine, session_scope
 from refract.core.settings import Settings, load_settings
 from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
-from refract.imaging.storage import MediaStore
+from refract.imaging.storage import MediaStore, open_store
 from refract.jobs.celery_app import settings_of
 from refract.jobs.progress import ProgressBus, redis_from_url
 from refract.jobs.resync import committed_state
@@ -66,7 +66,7 @@ def build_services(settings: Settings) -> WorkerServices:
             reload=committed_state(sessions),
         ),
         backend=build_backend(settings, client),
-        store=MediaStore(settings.media_dir),
+        store=open_store(settings, max_connections=settings.worker_concurrency),
         youtube=YouTubeMaterial(settings, client, transcripts=settings.youtube_transcripts),
         heartbeats=Heartbeats(lambda: session_scope(sessions), settings.heartbeat_interval_s),
     )

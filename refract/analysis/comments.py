@@ -191,19 +191,43 @@ def _questions(scored: list[ScoredComment]) -> list[str]:
     return found
 
 
-def _notable(scored: list[ScoredComment]) -> list[dict[str, str]]:
+_MOODS_KO = {
+    "mostly positive": "대체로 긍정적",
+    "mostly negative": "대체로 부정적",
+    "divided": "엇갈립니다",
+    "mostly neutral": "대체로 중립적",
+    "mixed": "뒤섞여 있습니다",
+}
+_WHY = {
+    "liked": {"en": "most liked ({n} likes)", "ko": "가장 많은 좋아요 ({n}개)"},
+    "positive": {
+        "en": "most positive in tone (score {score:+.2f})",
+        "ko": "가장 긍정적인 어조 (점수 {score:+.2f})",
+    },
+    "critical": {
+        "en": "most critical in tone (score {score:+.2f})",
+        "ko": "가장 비판적인 어조 (점수 {score:+.2f})",
+    },
+}
+
+
+def _why(key: str, lang: str, **values: object) -> str:
+    return _WHY[key].get(lang, _WHY[key]["en"]).format(**values)
+
+
+def _notable(scored: list[ScoredComment], lang: str = "en") -> list[dict[str, str]]:
     useful = [s for s in scored if not s.spam and not s.toxic]
     picks: list[tuple[ScoredComment, str]] = []
     if useful:
         liked = max(useful, key=lambda s: s.comment.likes)
         if liked.comment.likes > 0:
-            picks.append((liked, f"most liked ({liked.comment.likes} likes)"))
+            picks.append((liked, _why("liked", lang, n=liked.comment.likes)))
         happiest = max(useful, key=lambda s: s.score)
         if happiest.score >= _THRESHOLD:
-            picks.append((happiest, f"most positive in tone (score {happiest.score:+.2f})"))
+            picks.append((happiest, _why("positive", lang, score=happiest.score)))
         harshest = min(useful, key=lambda s: s.score)
         if harshest.score <= -_THRESHOLD:
-            picks.append((harshest, f"most critical in tone (score {harshest.score:+.2f})"))
+            picks.append((harshest, _why("critical", lang, score=harshest.score)))
     notable: list[dict[str, str]] = []
     for s, why in picks:
         text = _shorten(s.comment.text)
@@ -213,6 +237,17 @@ def _notable(scored: list[ScoredComment]) -> list[dict[str, str]]:
     return notable
 
 
+def _mood(shares: dict[str, float]) -> str:
+    pos, neu, neg = shares["positive"], shares["neutral"], shares["negative"]
+    if pos >= 0.5 and pos >= 2 * neg:
+        return "mostly positive"
+    if neg >= 0.5 and neg >= 2 * pos:
+        return "mostly negative"
+    if pos >= 0.25 and neg >= 0.25:
+        return "divided"
+    return "mostly neutral" if neu >= max(pos, neg) else "mixed"
+
+
 def _overview(
     total: int,
     shares: dict[str, float],
@@ -220,23 +255,27 @@ def _overview(
     questions: int,
     spam: float,
     toxic: float,
+    lang: str = "en",
 ) -> str:
     pos, neu, neg = shares["positive"], shares["neutral"], shares["negative"]
-    if pos >= 0.5 and pos >= 2 * neg:
-        mood = "mostly positive"
-    elif neg >= 0.5 and neg >= 2 * pos:
-        mood = "mostly negative"
-    elif pos >= 0.25 and neg >= 0.25:
-        mood = "divided"
-    else:
-        mood = "mostly neutral" if neu >= max(pos, neg) else "mixed"
+    mood = _mood(shares)
+    names = [f"“{t['theme']}”" for t in themes[:3]]
+    if lang == "ko":
+        verb = _MOODS_KO[mood]
+        verb = verb if verb.endswith("니다") else f"{verb}입니다"
+        parts = [f"댓글 {total}개의 반응은 {verb}: 긍정 {pos:.0%}, 중립 {neu:.0%}, 부정 {neg:.0%}."]
+        if names:
+            parts.append(f"시청자들은 {', '.join(names)}에 대해 가장 많이 이야기합니다.")
+        if questions:
+            parts.append(f"서로 다른 질문이 {questions}개 있습니다.")
+        parts.append(f"스팸으로 보이는 댓글은 {spam:.0%}, 악성 댓글은 {toxic:.0%}입니다.")
+        return " ".join(parts)
     noun = "comment" if total == 1 else "comments"
     parts = [
         f"Across {total} {noun}, the reaction is {mood}: {pos:.0%} positive, "
         f"{neu:.0%} neutral and {neg:.0%} negative."
     ]
-    if themes:
-        names = [f"“{t['theme']}”" for t in themes[:3]]
+    if names:
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
         parts.append(f"Viewers talk most about {listed}.")
     if questions:
@@ -245,8 +284,9 @@ def _overview(
     return " ".join(parts)
 
 
-def analyze(comments: tuple[Comment, ...]) -> dict[str, object]:
-    """A :class:`CommentsResult` (as a dict) for the comments."""
+def analyze(comments: tuple[Comment, ...], lang: str = "en") -> dict[str, object]:
+    """A :class:`CommentsResult` (as a dict) for the comments; the overview and the reasons
+    comments are notable are written in ``lang`` (``en`` or ``ko``)."""
     comments = tuple(c for c in comments if c.text.strip())
     if not comments:
         raise FeatureError("no_comments", "the video has no comments to analyse")
@@ -265,11 +305,11 @@ def analyze(comments: tuple[Comment, ...]) -> dict[str, object]:
     toxic = round(sum(s.toxic for s in scored) / total, 4)
     result = CommentsResult.model_validate(
         {
-            "overview": _overview(total, shares, themes, len(questions), spam, toxic),
+            "overview": _overview(total, shares, themes, len(questions), spam, toxic, lang),
             "sentiment": shares,
             "themes": themes,
             "questions": questions[:5],
-            "notable": _notable(scored),
+            "notable": _notable(scored, lang),
             "spam_share": spam,
             "toxic_share": toxic,
             "comment_count": total,

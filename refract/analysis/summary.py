@@ -7,7 +7,8 @@ Chapters come from topic shifts: the transcript is cut where the vocabulary of t
 sentences before and after a point overlaps least (TextTiling's idea), at least a minimum
 time apart, so every chapter starts at the time of a real transcript line. Without a
 transcript the title and description are summarised, and chapters are taken from
-timestamps written in the description, if any.
+timestamps written in the description, if any. In Korean the TL;DR frames the quoted
+sentence and chapter titles read "<terms> 이야기"; quoted sentences are never translated.
 """
 
 from __future__ import annotations
@@ -183,14 +184,22 @@ def _boundaries(sentences: list[Sentence], tfidf: TfIdf) -> list[int]:
     return sorted(starts)
 
 
-def _title(terms: list[str], fallback: str) -> str:
+def _title(terms: list[str], fallback: str, lang: str = "en") -> str:
     if not terms:
         return " ".join(fallback.split()[:6])
+    if lang == "ko":
+        # "coffee, grind 이야기": the chapter's own words, framed as what it talks about.
+        return f"{', '.join(terms)} 이야기"
     words = terms[0].capitalize() if len(terms) == 1 else ", ".join(terms[:-1]).capitalize()
     return words if len(terms) == 1 else f"{words} and {terms[-1]}"
 
 
-def _chapter_titles(sentences: list[Sentence], starts: list[int]) -> list[str]:
+def _tldr(text: str, lang: str) -> str:
+    # The sentence is the video's own (in its language); the frame around it is ours.
+    return f"이 영상의 핵심을 가장 잘 담은 문장: “{text}”" if lang == "ko" else text
+
+
+def _chapter_titles(sentences: list[Sentence], starts: list[int], lang: str = "en") -> list[str]:
     ends = [*starts[1:], len(sentences)]
     docs = [
         [t for s in sentences[a:b] for t in s.tokens] for a, b in zip(starts, ends, strict=True)
@@ -202,7 +211,7 @@ def _chapter_titles(sentences: list[Sentence], starts: list[int]) -> list[str]:
     # Chapters as documents: a chapter's title favours words the other chapters lack.
     chapter_tfidf = TfIdf(docs)
     return [
-        _title(chapter_tfidf.top_terms([i], k=3), sentences[starts[i]].text)
+        _title(chapter_tfidf.top_terms([i], k=3), sentences[starts[i]].text, lang)
         for i in range(len(starts))
     ]
 
@@ -225,8 +234,12 @@ def _topics(sentences: list[Sentence], tfidf: TfIdf, limit: int = 6) -> list[str
     return topics
 
 
-def summarize(video: VideoMaterial) -> dict[str, object]:
-    """A :class:`SummaryResult` (as a dict) for the video's transcript or description."""
+def summarize(video: VideoMaterial, lang: str = "en") -> dict[str, object]:
+    """A :class:`SummaryResult` (as a dict) for the video's transcript or description.
+
+    The TL;DR and chapter titles are framed in ``lang`` (``en`` or ``ko``); the sentences
+    and terms quoted in them stay in the video's own language.
+    """
     sentences = transcript_sentences(video.transcript)
     marks: list[tuple[int, str]] = []
     from_transcript = bool(sentences)
@@ -252,7 +265,7 @@ def summarize(video: VideoMaterial) -> dict[str, object]:
         first, second = sorted((best, runner_up))
         tldr = f"{sentences[first].text} {sentences[second].text}"
     if from_transcript:
-        titles = _chapter_titles(sentences, starts)
+        titles = _chapter_titles(sentences, starts, lang)
         chapters = [
             {"start": format_timestamp(sentences[i].start or 0.0), "title": title}
             for i, title in zip(starts, titles, strict=True)
@@ -262,7 +275,7 @@ def summarize(video: VideoMaterial) -> dict[str, object]:
     text = " ".join(s.text for s in sentences)
     result = SummaryResult.model_validate(
         {
-            "tldr": _shorten(tldr),
+            "tldr": _tldr(_shorten(tldr), lang),
             "key_points": [_shorten(sentences[i].text) for i in points],
             "chapters": chapters,
             "topics": _topics(sentences, tfidf),

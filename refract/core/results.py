@@ -137,7 +137,10 @@ class CaptionResult(_Result):
 class ImageResult(_Result):
     """``stylize`` and ``card``: the image made, by artifact, and what the model said.
 
-    The image's URL is not stored: the job resource adds it beside ``artifact_id``.
+    The image's URL is not stored: the job resource adds it beside ``artifact_id``. What
+    the feature said beside the image is stored with it (``stylize``: ``subject``,
+    ``people``, ``found_by``, ``message``; ``card``: ``portrait``, and from the local
+    backend ``design``; the local backend's language fields): see docs/API.md.
     """
 
     artifact_id: str

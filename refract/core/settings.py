@@ -9,8 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from refract.core.errors import StartupRefused
 
 EMBEDDED_DATABASE_URL = "sqlite:///var/refract.db"
 # Image calls are slower than text calls; card runs after caption and stylize.
@@ -27,13 +36,28 @@ DEFAULT_DEADLINES_S = {
 class Settings(BaseSettings):
     """Every knob Refract has; see the configuration table in the README."""
 
-    model_config = SettingsConfigDict(env_prefix="REFRACT_", extra="ignore", env_file=None)
+    # An empty variable is unset: `.env.example` ships `GEMINI_API_KEY=`, and a blank key
+    # must select the local backend, not a Gemini backend with no key.
+    model_config = SettingsConfigDict(
+        env_prefix="REFRACT_", extra="ignore", env_file=None, env_ignore_empty=True
+    )
 
     # --- where things live ---------------------------------------------------------
     database_url: str = EMBEDDED_DATABASE_URL
     redis_url: str | None = None
     broker_url: str | None = None
     media_dir: Path = Path("var/media")
+    # `disk` (media_dir, the embedded default) or `s3`: a bucket every host can reach
+    # (AWS S3, GCS's interoperability endpoint, MinIO), needed once workers run elsewhere.
+    media_backend: Literal["disk", "s3"] = "disk"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    # Unset for AWS itself; MinIO: http://minio:9000; GCS: https://storage.googleapis.com.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Unset: boto3's usual chain (AWS_* variables, an instance or workload role).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     # --- the model -----------------------------------------------------------------
     model_backend: Literal["gemini", "local"] | None = None
@@ -53,8 +77,14 @@ class Settings(BaseSettings):
     model_backoff_max_s: float = Field(default=30.0, ge=0)
     # A server-given retry delay longer than this is not waited for: the feature fails.
     model_max_retry_delay_s: float = Field(default=60.0, ge=0)
-    # Shared across every worker through Redis: the Gemini quota is per project.
+    # Shared across every worker through Redis: the Gemini quota is per project and model.
+    # Requests per minute for both models unless one has its own; input tokens per minute
+    # (0: not counted). Tier 1 figures for 2.5 Flash: about 1,000 RPM and 1M TPM.
     gemini_rpm: int = Field(default=1000, ge=0)
+    text_model_rpm: int | None = Field(default=None, ge=0)
+    image_model_rpm: int | None = Field(default=None, ge=0)
+    text_model_tpm: int = Field(default=0, ge=0)
+    image_model_tpm: int = Field(default=0, ge=0)
 
     # --- YouTube -------------------------------------------------------------------
     youtube_api_key: SecretStr | None = Field(
@@ -156,6 +186,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    @field_validator("gemini_api_key", "youtube_api_key", mode="after")
+    @classmethod
+    def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # A key of spaces (a stray blank in .env) is no key, like an empty variable.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("feature_deadlines_s", mode="after")
     @classmethod
     def _with_default_deadlines(cls, value: dict[str, float]) -> dict[str, float]:
@@ -164,7 +202,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
         if self.model_backend == "gemini" and self.gemini_api_key is None:
-            raise ValueError("REFRACT_MODEL_BACKEND=gemini needs GEMINI_API_KEY or GOOGLE_API_KEY")
+            raise ValueError(
+                "REFRACT_MODEL_BACKEND=gemini but GEMINI_API_KEY (or GOOGLE_API_KEY) is unset "
+                "or blank: set the key (README, Gemini API key) or unset "
+                "REFRACT_MODEL_BACKEND to run the local backend"
+            )
         if self.heartbeat_timeout_s < 2 * self.heartbeat_interval_s:
             # One late refresh must not make a live feature look lost.
             raise ValueError(
@@ -187,6 +229,15 @@ class Settings(BaseSettings):
     def longest_deadline_s(self) -> float:
         """The longest deadline any feature has."""
         return max([self.default_deadline_s, *self.feature_deadlines_s.values()])
+
+    def model_quotas(self) -> dict[str, tuple[int, int]]:
+        """(requests, input tokens) per minute for the text and the image model."""
+        text_rpm = self.gemini_rpm if self.text_model_rpm is None else self.text_model_rpm
+        image_rpm = self.gemini_rpm if self.image_model_rpm is None else self.image_model_rpm
+        return {
+            self.text_model: (text_rpm, self.text_model_tpm),
+            self.image_model: (image_rpm, self.image_model_tpm),
+        }
 
     @property
     def backend(self) -> Literal["gemini", "local"]:
@@ -212,5 +263,25 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides (used by the CLI)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Build settings from the environment, with explicit overrides (used by the CLI).
+
+    Invalid settings raise :class:`StartupRefused` with one line naming each bad variable,
+    so that a process refuses to start with a reason rather than a validation traceback.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise StartupRefused(describe_invalid(exc)) from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line for every error in ``exc``, naming the environment variable behind it."""
+    reasons = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            name = str(error["loc"][0])
+            variable = name if name.isupper() else f"REFRACT_{name.upper()}"
+            message = f"{variable}: {message}"
+        reasons.append(message)
+    return "invalid configuration: " + "; ".join(reasons)

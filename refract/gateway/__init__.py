@@ -15,11 +15,12 @@ def build_backend(settings: Settings, redis_client: redis.Redis[str] | None = No
     usage = UsageCounter(redis_client) if redis_client is not None else None
     if settings.backend == "gemini":
         from refract.gateway.gemini import GeminiBackend
-        from refract.gateway.limiter import RedisRateLimiter
+        from refract.gateway.limiter import Quota, RedisRateLimiter
 
+        quotas = {model: Quota(rpm, tpm) for model, (rpm, tpm) in settings.model_quotas().items()}
         limiter = (
-            RedisRateLimiter(redis_client, settings.gemini_rpm)
-            if redis_client is not None and settings.gemini_rpm > 0
+            RedisRateLimiter(redis_client, quotas, default=Quota(settings.gemini_rpm))
+            if redis_client is not None and not all(q.unlimited for q in quotas.values())
             else None
         )
         return GeminiBackend(settings, limiter=limiter, usage=usage)

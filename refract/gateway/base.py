@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refract.core.material import ImageBlob, VideoMaterial
+from refract.imaging.subjects import Subject
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,27 @@ class ModelBackend(ABC):
         """``caption``: the visitor's photo → :class:`CaptionResult`."""
 
     @abstractmethod
-    def stylize_face(self, face: ImageBlob) -> ModelReply:
-        """``stylize``: a cropped face → a 3D-character portrait (``reply.image``)."""
+    def stylize_face(self, face: ImageBlob, *, language: str = "en") -> ModelReply:
+        """``stylize``: a head-and-shoulders crop → a 3D-character portrait (``reply.image``)."""
+
+    @abstractmethod
+    def stylize_photo(
+        self, photo: ImageBlob, subject: Subject, *, language: str = "en"
+    ) -> ModelReply:
+        """``stylize`` without a usable frontal face: the whole photo and the people found in
+        it (``subject``: a tilted or profile face, a group from afar) → a portrait of them."""
 
     @abstractmethod
     def compose_card(
-        self, portrait: ImageBlob, *, caption: str, prompt: str, language: str
+        self,
+        portrait: ImageBlob,
+        *,
+        caption: str,
+        prompt: str,
+        language: str,
+        from_photo: bool = False,
     ) -> ModelReply:
-        """``card``: portrait + caption + visitor's prompt → the finished card image."""
+        """``card``: portrait + caption + visitor's prompt → the finished card image.
+
+        ``from_photo``: ``portrait`` is the visitor's photo itself, as nobody was found in
+        it to restyle (``stylize`` failed ``no_face_detected``)."""

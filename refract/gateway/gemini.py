@@ -46,6 +46,8 @@ from refract.gateway.gemini_replies import (
 from refract.gateway.limiter import RateLimiter
 from refract.gateway.prompts import Prompt, data_block, load_prompt
 from refract.gateway.retry import RetryPolicy, call_with_retries
+from refract.gateway.tokens import estimate_input_tokens
+from refract.imaging.subjects import Subject
 from refract.observability.usage import UsageCounter
 
 try:  # google-genai 3.x talks through httpx2, a fork with its own exception classes.
@@ -196,16 +198,34 @@ class GeminiBackend(ModelBackend):
 
     # --- image features ------------------------------------------------------------
 
-    def stylize_face(self, face: ImageBlob) -> ModelReply:
-        """``stylize``: the cropped face → a 3D-character portrait from the image model."""
+    def stylize_face(self, face: ImageBlob, *, language: str = "en") -> ModelReply:
+        """``stylize``: the head-and-shoulders crop → a 3D-character portrait."""
         prompt = load_prompt("stylize")
         return self._image(prompt, [_image_part(face)], prompt.render())
 
-    def compose_card(
-        self, portrait: ImageBlob, *, caption: str, prompt: str, language: str
+    def stylize_photo(
+        self, photo: ImageBlob, subject: Subject, *, language: str = "en"
     ) -> ModelReply:
-        """``card``: portrait + caption + the visitor's style request → the card image."""
-        template = load_prompt("card")
+        """``stylize`` without a usable frontal face: the whole photo, with a prompt for that
+        case (``stylize_photo``): the model finds the people itself; it is told how many
+        the offline search saw, as a hint."""
+        prompt = load_prompt("stylize_photo")
+        text = prompt.render(people=subject.people, found_by=subject.method or "unknown")
+        return self._image(prompt, [_image_part(photo)], text)
+
+    def compose_card(
+        self,
+        portrait: ImageBlob,
+        *,
+        caption: str,
+        prompt: str,
+        language: str,
+        from_photo: bool = False,
+    ) -> ModelReply:
+        """``card``: portrait + caption + the visitor's style request → the card image;
+        ``from_photo``: the picture is the visitor's photo itself (nobody to restyle), with
+        the ``card_photo`` prompt."""
+        template = load_prompt("card_photo" if from_photo else "card")
         text = template.render(
             caption=data_block("CAPTION", caption.strip()),
             prompt=data_block("STYLE", prompt.strip()[:MAX_STYLE_PROMPT_CHARS]),
@@ -343,10 +363,15 @@ class GeminiBackend(ModelBackend):
     ) -> types.GenerateContentResponse:
         contents = [types.Content(role="user", parts=parts)]
 
+        estimate = estimate_input_tokens(parts)
+
         def attempt() -> types.GenerateContentResponse:
+            booking = None
             if self._limiter is not None:
-                self._limiter.acquire(
-                    model, timeout_s=deadline.bounded(timeout_s, "waiting for the rate limit")
+                booking = self._limiter.acquire(
+                    model,
+                    timeout_s=deadline.bounded(timeout_s, "waiting for the rate limit"),
+                    tokens=estimate,
                 )
             # The call gets what is left of the feature's time if that is less than its own
             # timeout (the SDK takes milliseconds, per request).
@@ -356,7 +381,7 @@ class GeminiBackend(ModelBackend):
                 http = types.HttpOptions(timeout=max(1, int(call_timeout_s * 1000)))
                 bounded_config = config.model_copy(update={"http_options": http})
             try:
-                return counted(
+                response = counted(
                     model,
                     lambda: client.models.generate_content(
                         model=model, contents=contents, config=bounded_config
@@ -364,7 +389,13 @@ class GeminiBackend(ModelBackend):
                     self._usage,
                 )
             except errors.ClientError as exc:
-                raise client_error(exc) from exc
+                failure = client_error(exc)
+                if exc.code == 429 and self._limiter is not None:
+                    # Someone else on the project used the quota: every worker here waits
+                    # it out, in the order they were booked, instead of each finding out.
+                    delay = getattr(failure, "retry_after", None) or self.policy.backoff_base_s
+                    self._limiter.hold_off(model, delay)
+                raise failure from exc
             except errors.ServerError as exc:
                 raise RetryableModelError(
                     "model_unavailable", f"Gemini failed ({exc.code} {exc.status}): {exc.message}"
@@ -384,6 +415,10 @@ class GeminiBackend(ModelBackend):
             except Exception as exc:  # the SDK may raise anything; report it, do not crash
                 log.exception("model_sdk_failed", model=model)
                 raise FeatureError("model_error", "the Gemini SDK failed unexpectedly") from exc
+            if booking is not None and self._limiter is not None:
+                # The window counts what the call really cost, not the estimate.
+                self._limiter.settle(booking, usage_of(response).input_tokens or 0)
+            return response
 
         def on_retry(attempt_no: int, error: RetryableModelError, delay_s: float) -> None:
             log.warning(

@@ -1,5 +1,9 @@
 """The photo card, drawn with Pillow: portrait, caption, the visitor's prompt and a footer.
 
+The visitor's prompt shapes the design (:mod:`refract.imaging.carddesign`: a palette and
+motifs from :mod:`refract.imaging.motifs` around the portrait) and is printed under the
+caption.
+
 The card is 1200x1800 px, a 4x6 inch print at 300 dpi. Text is set in the Nanum Gothic
 font shipped in ``refract/fonts`` (Latin and every Hangul syllable); if it cannot be loaded
 the card still renders with Pillow's built-in font. Lines are wrapped by measured width,
@@ -11,9 +15,13 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageStat
+
+from refract.imaging import motifs
+from refract.imaging.carddesign import PALETTES, Design, Palette, design_from_prompt, saturate
 
 CARD_SIZE = (1200, 1800)
 CARD_DPI = 300
@@ -21,9 +29,11 @@ FONT_PATH = Path(__file__).parent / "fonts" / "NanumGothic.ttf"
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
-_MARGIN = 60
-_PORTRAIT = 1000
-_TEXT_WIDTH = 1000
+# The portrait square at the top, the paper panel with the text under it, and below the
+# panel a band of background where ground motifs (a skyline, waves) show.
+_PORTRAIT_BOX = (170, 100, 1030, 960)
+_PANEL_BOX = (90, 1010, 1110, 1580)
+_TEXT_WIDTH = 940
 _INK = (34, 30, 38)
 _MUTED = (104, 98, 110)
 _PAPER = (252, 249, 244)
@@ -99,8 +109,18 @@ def _fit(text: str, width: int, max_lines: int, sizes: range) -> tuple[Font, lis
     return font, [*kept[:-1], last.rstrip() + "…"] if kept else []
 
 
-def _cover(portrait: Image.Image, side: int) -> Image.Image:
-    return ImageOps.fit(portrait, (side, side), method=Image.Resampling.LANCZOS)
+def _fit_portrait(portrait: Image.Image, side: int) -> Image.Image:
+    """The portrait as a ``side`` square: a square one fills it; a wider or taller one (a
+    group, a whole photo) is shown whole over a blurred, enlarged copy of itself, so that
+    nobody at its edges is cut off."""
+    ratio = portrait.width / max(1, portrait.height)
+    cover = ImageOps.fit(portrait, (side, side), method=Image.Resampling.LANCZOS)
+    if 0.9 <= ratio <= 1.1:
+        return cover
+    backdrop = cover.filter(ImageFilter.GaussianBlur(24))
+    whole = ImageOps.contain(portrait, (side, side), method=Image.Resampling.LANCZOS)
+    backdrop.paste(whole, ((side - whole.width) // 2, (side - whole.height) // 2))
+    return backdrop
 
 
 def _rounded_mask(size: tuple[int, int], radius: int) -> Image.Image:
@@ -109,16 +129,30 @@ def _rounded_mask(size: tuple[int, int], radius: int) -> Image.Image:
     return mask
 
 
-def _accent(portrait: Image.Image) -> tuple[int, int, int]:
+def _portrait_palette(portrait: Image.Image) -> Palette:
     # A deep version of the portrait's mean colour ties the frame to the picture.
     mean = ImageStat.Stat(portrait.resize((64, 64))).mean
     r, g, b = (int(v) for v in mean[:3])
-    return (r * 45 // 100 + 20, g * 45 // 100 + 20, b * 45 // 100 + 30)
+    accent = (r * 45 // 100 + 20, g * 45 // 100 + 20, b * 45 // 100 + 30)
+    top = (min(255, accent[0] + 60), min(255, accent[1] + 60), min(255, accent[2] + 60))
+    return Palette(top, accent, accent, _PAPER, _INK, _MUTED)
 
 
-def _background(accent: tuple[int, int, int]) -> Image.Image:
-    top = Image.new("RGB", CARD_SIZE, tuple(min(255, c + 60) for c in accent))
-    bottom = Image.new("RGB", CARD_SIZE, accent)
+def _palette(design: Design, portrait: Image.Image) -> Palette:
+    palette = PALETTES[design.palette] if design.palette else _portrait_palette(portrait)
+    if design.vivid:
+        palette = replace(
+            palette,
+            top=saturate(palette.top),
+            bottom=saturate(palette.bottom),
+            accent=saturate(palette.accent),
+        )
+    return palette
+
+
+def _background(palette: Palette) -> Image.Image:
+    top = Image.new("RGB", CARD_SIZE, palette.top)
+    bottom = Image.new("RGB", CARD_SIZE, palette.bottom)
     ramp = Image.linear_gradient("L").resize(CARD_SIZE)
     return Image.composite(bottom, top, ramp)
 
@@ -148,45 +182,76 @@ def _draw_lines(
     return top + len(lines) * step
 
 
-def draw_card(portrait_png: bytes, caption: str, prompt: str, *, language: str) -> bytes:
-    """The finished card as PNG bytes (1200x1800, tagged 300 dpi)."""
-    with Image.open(io.BytesIO(portrait_png)) as source:
-        portrait = ImageOps.exif_transpose(source).convert("RGB")
-    accent = _accent(portrait)
-    card = _background(accent)
-
-    panel_box = (_MARGIN, _MARGIN, CARD_SIZE[0] - _MARGIN, CARD_SIZE[1] - _MARGIN)
+def _shadow(card: Image.Image, box: tuple[int, int, int, int], radius: int) -> None:
     shadow = Image.new("L", CARD_SIZE, 0)
     ImageDraw.Draw(shadow).rounded_rectangle(
-        (panel_box[0] + 8, panel_box[1] + 14, panel_box[2] + 8, panel_box[3] + 14), 40, fill=110
+        (box[0] + 8, box[1] + 14, box[2] + 8, box[3] + 14), radius, fill=110
     )
     card.paste((0, 0, 0), (0, 0), shadow.filter(ImageFilter.GaussianBlur(18)))
+
+
+def _motifs(card: Image.Image, design: Design, palette: Palette, seed: str) -> None:
+    keep_clear = [_PORTRAIT_BOX, _PANEL_BOX]
+    band = (0, _PANEL_BOX[3] - 40, CARD_SIZE[0], CARD_SIZE[1])
+    for motif in design.motifs:
+        if motif == "city_lights":
+            motifs.city_lights(card, band, seed=seed)
+        elif motif == "waves":
+            motifs.waves(card, band, palette.accent)
+        else:
+            motifs.scatter(card, motif, keep_clear, seed=seed)
+
+
+def footer_label(language: str) -> str:
+    """The footer printed on a card written in ``language``."""
+    return _FOOTER.get(language.split("-")[0].lower(), "Refract · photo card")
+
+
+def draw_card(
+    portrait_png: bytes,
+    caption: str,
+    prompt: str,
+    *,
+    language: str,
+    design: Design | None = None,
+) -> bytes:
+    """The finished card as PNG bytes (1200x1800, tagged 300 dpi).
+
+    ``design`` (by default read from ``prompt``, see :mod:`carddesign`) picks the palette
+    and the motifs; the prompt is printed as well, under the caption.
+    """
+    with Image.open(io.BytesIO(portrait_png)) as source:
+        portrait = ImageOps.exif_transpose(source).convert("RGB")
+    design = design if design is not None else design_from_prompt(prompt)
+    palette = _palette(design, portrait)
+    card = _background(palette)
+    _motifs(card, design, palette, seed=prompt)
+
+    _shadow(card, _PORTRAIT_BOX, 40)
+    _shadow(card, _PANEL_BOX, 40)
     draw = ImageDraw.Draw(card)
-    draw.rounded_rectangle(panel_box, 40, fill=_PAPER)
-
-    left = (CARD_SIZE[0] - _PORTRAIT) // 2
-    top = _MARGIN + 40
-    draw.rounded_rectangle(
-        (left - 8, top - 8, left + _PORTRAIT + 8, top + _PORTRAIT + 8), 40, fill=accent
-    )
-    face = _cover(portrait, _PORTRAIT)
+    left, top, right, bottom = _PORTRAIT_BOX
+    draw.rounded_rectangle((left - 10, top - 10, right + 10, bottom + 10), 44, fill=palette.accent)
+    face = _fit_portrait(portrait, right - left)
     card.paste(face, (left, top), _rounded_mask(face.size, 34))
+    draw.rounded_rectangle(_PANEL_BOX, 40, fill=palette.paper)
 
-    y = top + _PORTRAIT + 56
+    y = _PANEL_BOX[1] + 50
     if caption.strip():
-        font, lines = _fit(caption.strip(), _TEXT_WIDTH, 3, range(64, 39, -4))
-        y = _draw_lines(draw, lines, font, y, _INK, bold=True, spacing=1.25) + 24
+        font, lines = _fit(caption.strip(), _TEXT_WIDTH, 3, range(60, 39, -4))
+        y = _draw_lines(draw, lines, font, y, palette.ink, bold=True, spacing=1.25) + 20
     if prompt.strip():
         font, lines = _fit(f"“{prompt.strip()}”", _TEXT_WIDTH - 80, 3, range(38, 29, -4))
-        _draw_lines(draw, lines, font, y, _MUTED, spacing=1.35)
+        _draw_lines(draw, lines, font, y, palette.muted, spacing=1.35)
 
     footer_font = load_font(34)
-    footer_y = CARD_SIZE[1] - _MARGIN - 80
+    footer_y = _PANEL_BOX[3] - 80
+    centre = CARD_SIZE[0] // 2
     draw.line(
-        (left + 300, footer_y - 22, left + _PORTRAIT - 300, footer_y - 22), fill=accent, width=3
+        (centre - 200, footer_y - 22, centre + 200, footer_y - 22), fill=palette.accent, width=3
     )
-    label = _FOOTER.get(language.split("-")[0].lower(), "Refract · photo card")
-    _draw_lines(draw, [_visible(label, footer_font)], footer_font, footer_y, accent)
+    label = footer_label(language)
+    _draw_lines(draw, [_visible(label, footer_font)], footer_font, footer_y, palette.muted)
 
     out = io.BytesIO()
     card.save(out, format="PNG", dpi=(CARD_DPI, CARD_DPI), optimize=False)

@@ -1,4 +1,4 @@
-"""Finding faces: detection, smiles, and the crop of the largest face that ``stylize`` uses.
+"""Finding faces: detection, smiles, and the head-and-shoulders crop ``stylize`` uses.
 
 Faces come from OpenCV's frontal-face Haar cascade (bundled with opencv-python-headless 4.x;
 OpenCV 5 dropped the cascades), each confirmed by the ``alt2`` frontal cascade. On the test
@@ -106,20 +106,31 @@ def is_smiling(gray: np.ndarray, face: FaceBox) -> bool:
     return len(found) > 0
 
 
-def crop_largest_face(image_bytes: bytes, *, margin: float = 0.6) -> ImageBlob | None:
-    """The largest face as a square PNG, grown by ``margin`` x face size on each side.
+def portrait_box(
+    face: FaceBox, width: int, height: int, *, margin: float = 1.5
+) -> tuple[int, int, int]:
+    """A head-and-shoulders square ``(x0, y0, side)`` for ``face`` in a ``width`` x
+    ``height`` image: ``margin`` x the face's size added on each side, the face in the
+    upper third (the rest of the square goes to neck, shoulders and chest), shrunk to
+    fit and shifted inside the image where it would cross an edge."""
+    side = min(round(max(face.w, face.h) * (1 + 2 * margin)), width, height)
+    cx, cy = face.center
+    x0 = int(min(max(round(cx - side / 2), 0), width - side))
+    y0 = int(min(max(round(cy - side * 0.36), 0), height - side))
+    return x0, y0, side
 
-    The square is shrunk to fit and shifted inside the image when it would cross an edge.
-    ``None`` when no face is found.
+
+def crop_largest_face(image_bytes: bytes, *, margin: float = 1.5) -> ImageBlob | None:
+    """The largest face framed head and shoulders, as a square PNG (see
+    :func:`portrait_box`); ``None`` when no face is found.
+
+    A tight box around the face would cut off the hair, the clothes and whatever the
+    visitor wears or holds, which is what makes a portrait theirs.
     """
     bgr = to_bgr(image_bytes)
     faces = detect_on_bgr(bgr)
     if not faces:
         return None
-    face = faces[0]
     height, width = bgr.shape[:2]
-    side = min(round(max(face.w, face.h) * (1 + 2 * margin)), width, height)
-    cx, cy = face.center
-    x0 = int(min(max(round(cx - side / 2), 0), width - side))
-    y0 = int(min(max(round(cy - side / 2), 0), height - side))
+    x0, y0, side = portrait_box(faces[0], width, height, margin=margin)
     return ImageBlob(encode_png(bgr[y0 : y0 + side, x0 : x0 + side]), "image/png")

@@ -1,8 +1,11 @@
-"""Media storage: image bytes on disk (``REFRACT_MEDIA_DIR``), rows in ``artifacts``.
+"""Media storage: image bytes in a :class:`MediaStore`, rows in ``artifacts``.
 
-Tasks carry artifact ids, never image bytes. Files are written atomically (temporary
-file, then rename) under a key derived from the artifact id, so a half-written file is
-never visible and nothing a client sends chooses a path.
+Two stores: the local disk (:class:`DiskStore`, ``REFRACT_MEDIA_DIR``, the embedded
+default) and an S3-compatible bucket (:class:`refract.imaging.s3store.S3Store`,
+``REFRACT_MEDIA_BACKEND=s3``) for stacks whose API and workers run on different hosts;
+:func:`open_store` picks the configured one. Tasks carry artifact ids, never image bytes.
+Keys derive from the artifact id (:func:`media_key`), so nothing a client sends chooses a
+path; a write is atomic (a half-written file is never visible).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -19,13 +23,45 @@ from refract.core.errors import NotFound
 from refract.core.material import ImageBlob
 from refract.core.models import Artifact
 
+if TYPE_CHECKING:
+    from refract.core.settings import Settings
+
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
-class MediaStore:
-    """A directory of immutable media files."""
+class MediaStore(Protocol):
+    """Where image bytes live: put, read and delete by storage key."""
+
+    def put(self, artifact_id: uuid.UUID, data: bytes, content_type: str) -> str:
+        """Write ``data`` for ``artifact_id`` and return its storage key."""
+
+    def read(self, key: str) -> bytes:
+        """The bytes stored under ``key``; ``FileNotFoundError`` if there are none."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if it exists."""
+
+
+def media_key(artifact_id: uuid.UUID, content_type: str) -> str:
+    """The storage key of an artifact: spread over 256 prefixes, typed by extension."""
+    hex_id = artifact_id.hex
+    return f"{hex_id[:2]}/{hex_id}{_EXTENSIONS.get(content_type, '.bin')}"
+
+
+def open_store(settings: Settings, *, max_connections: int = 10) -> MediaStore:
+    """The media store ``settings`` configure (``max_connections``: threads using it)."""
+    if settings.media_backend == "s3":
+        from refract.imaging.s3store import S3Store
+
+        return S3Store.from_settings(settings, max_connections=max_connections)
+    return DiskStore(settings.media_dir)
+
+
+class DiskStore:
+    """A directory of immutable media files (the embedded default)."""
 
     def __init__(self, root: Path) -> None:
+        """Keep files under ``root``."""
         self.root = Path(root)
 
     def path(self, key: str) -> Path:
@@ -34,8 +70,7 @@ class MediaStore:
 
     def put(self, artifact_id: uuid.UUID, data: bytes, content_type: str) -> str:
         """Write ``data`` for ``artifact_id`` and return its storage key."""
-        hex_id = artifact_id.hex
-        key = f"{hex_id[:2]}/{hex_id}{_EXTENSIONS.get(content_type, '.bin')}"
+        key = media_key(artifact_id, content_type)
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")

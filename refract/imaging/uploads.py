@@ -183,7 +183,9 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     if fmt == "JPEG":
         image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     elif fmt == "PNG":
-        image.save(out, format="PNG", optimize=True)
+        # Fast zlib: a visitor's 512x512 photo encodes in ~30 ms instead of ~190 ms with
+        # optimize=True, on the submit request's path, for a file ~10 % larger.
+        image.save(out, format="PNG", compress_level=1)
     else:
         image.save(out, format="WEBP", quality=WEBP_QUALITY)
     return out.getvalue()

@@ -43,7 +43,8 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "launch.cli", "demo", "--port", str(port)],
         cwd=tmp_path,
-        env=clean_environ(),
+        # As `.env.example` ships them: a blank key is no key, so the local backend runs.
+        env={**clean_environ(), "GEMINI_API_KEY": "", "GOOGLE_API_KEY": ""},
         capture_output=True,
         text=True,
         timeout=300,
@@ -57,10 +58,17 @@ def test_demo_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
     for feature in ("summary", "comments", "thumbnail", "caption", "stylize", "card"):
         assert re.search(rf"^  {feature}: succeeded \(local/", output, re.MULTILINE), feature
 
-    card = re.search(r"the finished card: (\S+)", output)
-    assert card, output[-3000:]
-    image = Image.open(io.BytesIO(Path(card.group(1)).read_bytes()))
-    assert image.format == "PNG" and min(image.size) >= 1000
+    # Three jobs: the video, the portrait and the group without a frontal face, and
+    # both photos end with a card.
+    assert len(re.findall(r"^job \S+ \(\w+\): succeeded$", output, re.MULTILINE)) == 3, output
+    cards = re.findall(r"the finished card: (\S+)", output)
+    assert len(cards) == 2, output[-3000:]
+    for card in cards:
+        image = Image.open(io.BytesIO(Path(card).read_bytes()))
+        assert image.format == "PNG" and min(image.size) >= 1000
+    assert "group.png (no frontal face, Korean)" in output
+    assert "subject: group" in output and "people: 5" in output
+    assert "palette: night" in output  # "서울 야경" chose the card's night palette
 
     # Nothing outlives the demo: no process of the stack, the port free again.
     assert processes_mentioning(str(tmp_path / "var")) == []

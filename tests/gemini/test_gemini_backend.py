@@ -555,9 +555,17 @@ def test_every_attempt_goes_through_the_limiter(
     class RecordingLimiter:
         def __init__(self) -> None:
             self.calls: list[tuple[str, float]] = []
+            self.tokens: list[int] = []
 
-        def acquire(self, model: str, timeout_s: float) -> None:
+        def acquire(self, model: str, timeout_s: float, tokens: int = 0) -> None:
             self.calls.append((model, timeout_s))
+            self.tokens.append(tokens)
+
+        def settle(self, booking: object, tokens: int) -> None:
+            raise AssertionError("nothing was booked")
+
+        def hold_off(self, model: str, seconds: float) -> None:
+            raise AssertionError("no 429 here")
 
     limiter = RecordingLimiter()
     backend = GeminiBackend(make_settings(), limiter=limiter, sleep=sleeps)
@@ -570,14 +578,21 @@ def test_every_attempt_goes_through_the_limiter(
         ("gemini-test-flash", 2.0),
         ("gemini-test-flash-image", 2.0),
     ]
+    assert all(tokens > 0 for tokens in limiter.tokens)  # each call says what it will cost
 
 
 def test_a_limiter_refusal_is_retried_like_a_429(
     make_settings: Callable[..., Settings], fake: FakeGemini, sleeps: SleepRecorder
 ) -> None:
     class FullLimiter:
-        def acquire(self, model: str, timeout_s: float) -> None:
+        def acquire(self, model: str, timeout_s: float, tokens: int = 0) -> None:
             raise RetryableModelError("rate_limited", "shared limit reached", retry_after=0.5)
+
+        def settle(self, booking: object, tokens: int) -> None:
+            raise AssertionError("nothing was booked")
+
+        def hold_off(self, model: str, seconds: float) -> None:
+            raise AssertionError("the limiter's own refusal is not Gemini's 429")
 
     backend = GeminiBackend(make_settings(), limiter=FullLimiter(), sleep=sleeps)
     with pytest.raises(FeatureError) as info:

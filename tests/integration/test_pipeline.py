@@ -145,11 +145,13 @@ def test_photocard_job_makes_caption_portrait_and_card(
     assert roles == {"photo", "stylize", "card"}
 
 
-def test_photo_without_a_face_skips_the_card(client: httpx.Client) -> None:
+def test_photo_with_nobody_in_it_still_ends_with_a_card_from_the_photo(
+    client: httpx.Client, fake_gemini: FakeGemini
+) -> None:
     photo = fixture_bytes("coffee.png")
     response = client.post(
         "/api/v1/jobs",
-        data={"kind": "photocard"},
+        data={"kind": "photocard", "prompt": "nobody-card"},
         files={"photo": ("coffee.png", photo, "image/png")},
     )
     assert response.status_code == 202, response.text
@@ -158,9 +160,37 @@ def test_photo_without_a_face_skips_the_card(client: httpx.Client) -> None:
     assert features["caption"]["status"] == "succeeded"
     assert features["stylize"]["status"] == "failed"
     assert features["stylize"]["error"]["code"] == "no_face_detected"
-    assert features["card"]["status"] == "skipped"
-    assert features["card"]["error"]["code"] == "input_unavailable"
+    # The visitor still leaves with a card, made from their photo with its own prompt.
+    card = features["card"]
+    assert card["status"] == "succeeded", card
+    assert card["result"]["portrait"] == "photo" and card["result"]["image_url"]
     assert job["status"] == "partial"
+    [request] = [r for r in fake_gemini.requests if b"nobody-card" in r.raw]
+    assert b"Make a finished photo card from the attached photo" in request.raw
+
+
+def test_photo_without_a_usable_face_sends_the_whole_photo_to_gemini(
+    client: httpx.Client, db: Engine, fake_gemini: FakeGemini
+) -> None:
+    photo = fixture_bytes("profile.png")
+    response = client.post(
+        "/api/v1/jobs",
+        data={"kind": "photocard", "prompt": "profile-card", "language": "ko"},
+        files={"photo": ("profile.png", photo, "image/png")},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    stylized = job["features"]["stylize"]["result"]
+    assert (stylized["subject"], stylized["people"]) == ("person", 1)
+    assert "카메라" in stylized["message"]  # the visitor's sentence, in the job's language
+    rows = feature_rows(db, job["id"])
+    assert rows["stylize"]["prompt_version"] == "stylize_photo.v1"
+    whole = [r for r in fake_gemini.requests if b"whole picture a visitor took" in r.raw]
+    assert len(whole) == 1
+    # The whole photo went in (its full size), not a crop of it.
+    [(_, sent)] = whole[0].images
+    assert Image.open(io.BytesIO(sent)).size == Image.open(io.BytesIO(photo)).size
 
 
 def test_rate_limit_waits_for_retry_info_then_succeeds(

@@ -1,9 +1,9 @@
 """deploy/nginx.conf, run for a test: the compose reverse proxy in front of a test stack.
 
-The file is used as written except for what only a test changes: the upstream (the
-stack's API instead of ``api:8000``), the listening port, the paths nginx writes to, and
-the read timeouts and body limit given to :class:`ProxyServer` (so that a stalled client
-is cut off in a second, not ten).
+The file is used as written except for what only a test changes: the upstreams (the
+stack's API instead of ``api:8000``, an events process or the API for ``events:8001``),
+the listening port, the paths nginx writes to, and the read timeouts and body limit given
+to :class:`ProxyServer` (so that a stalled client is cut off in a second, not ten).
 """
 
 from __future__ import annotations
@@ -28,13 +28,21 @@ class ProxyServer:
     """nginx with deploy/nginx.conf, in front of ``upstream`` (host:port)."""
 
     def __init__(
-        self, upstream: str, workdir: Path, *, read_timeout_s: int = 1, max_body: str = "13m"
+        self,
+        upstream: str,
+        workdir: Path,
+        *,
+        events_upstream: str | None = None,
+        read_timeout_s: int = 1,
+        max_body: str = "13m",
     ) -> None:
+        """``events_upstream``: where event streams go (an events process; default the API)."""
         self.port = free_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
         text = CONFIG.read_text()
         text = text.replace("server api:8000;", f"server {upstream};")
+        text = text.replace("server events:8001;", f"server {events_upstream or upstream};")
         text = text.replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
         text = re.sub(
             r"client_(header|body)_timeout \d+s;", rf"client_\1_timeout {read_timeout_s}s;", text

@@ -12,6 +12,7 @@ from PIL import Image
 
 from refract.core.material import ImageBlob, VideoMaterial
 from refract.gateway.base import ModelBackend, ModelReply, Usage
+from refract.imaging.subjects import Subject
 
 MODEL = "stub-model-1"
 
@@ -104,12 +105,25 @@ class StubBackend(ModelBackend):
             },
         )
 
-    def stylize_face(self, face: ImageBlob) -> ModelReply:
+    def stylize_face(self, face: ImageBlob, *, language: str = "en") -> ModelReply:
         """A small orange portrait."""
         return self._reply("stylize", {"note": "stub portrait"}, ImageBlob(png(), "image/png"))
 
+    def stylize_photo(
+        self, photo: ImageBlob, subject: Subject, *, language: str = "en"
+    ) -> ModelReply:
+        """A small green portrait of the people found."""
+        image = ImageBlob(png(color=(40, 160, 60)), "image/png")
+        return self._reply("stylize", {"note": f"stub {subject.kind} portrait"}, image)
+
     def compose_card(
-        self, portrait: ImageBlob, *, caption: str, prompt: str, language: str
+        self,
+        portrait: ImageBlob,
+        *,
+        caption: str,
+        prompt: str,
+        language: str,
+        from_photo: bool = False,
     ) -> ModelReply:
         """A small blue card."""
         card = ImageBlob(png((60, 90), (40, 80, 200)), "image/png")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from refract.core.db import build_sessionmaker, session_scope
 from refract.core.models import Base, Job
 from refract.core.settings import Settings
-from refract.imaging.storage import MediaStore
+from refract.imaging.storage import DiskStore
 from refract.jobs.catalog import JobKind
 from refract.jobs.progress import ProgressBus
 from refract.jobs.store import NewJob, add_job
@@ -88,7 +88,7 @@ def services(
         redis=client,
         bus=ProgressBus(client),
         backend=backend,
-        store=MediaStore(worker_settings.media_dir),
+        store=DiskStore(worker_settings.media_dir),
         youtube=youtube,
         heartbeats=heartbeats,
     )

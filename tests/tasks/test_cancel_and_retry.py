@@ -20,7 +20,7 @@ from refract.core.errors import FeatureError, RetryableModelError
 from refract.core.models import Artifact, FeatureRun, Job, utcnow
 from refract.gateway.base import ModelReply
 from refract.gateway.retry import RetryPolicy, call_with_retries
-from refract.imaging.storage import store_image
+from refract.imaging.storage import DiskStore, store_image
 from refract.jobs.catalog import JobKind
 from refract.jobs.control import cancel_job, retry_feature
 from tasks.caption import describe
@@ -104,6 +104,7 @@ def test_a_late_answer_of_a_canceled_feature_is_discarded_with_its_image(
     assert found["stylize"].input_tokens is None
     assert found["card"].status == "canceled"
     assert images(services, job_id) == ["photo"]
+    assert isinstance(services.store, DiskStore)  # the task layer's store
     files = [path for path in services.store.root.rglob("*") if path.is_file()]
     assert len(files) == 1  # the photo alone: the portrait was never written
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from launch.cli import build_parser
@@ -82,6 +86,8 @@ def test_env_example_names_real_settings() -> None:
         "POSTGRES_DB",
         "FLOWER_BASIC_AUTH",
         "REDIS_PASSWORD",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
     }
     unknown = names - fields - aliases - compose_only
     assert not unknown, unknown
@@ -91,7 +97,13 @@ def test_secrets_are_required_and_never_defaulted() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     services = load("docker-compose.yml")["services"]
     # Compose refuses to start (`:?`) without each secret; none has a default (`:-`).
-    for name in ("REDIS_PASSWORD", "REFRACT_SECRET_KEY", "FLOWER_BASIC_AUTH"):
+    for name in (
+        "REDIS_PASSWORD",
+        "REFRACT_SECRET_KEY",
+        "FLOWER_BASIC_AUTH",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+    ):
         assert f"${{{name}:?" in text, name
         assert f"${{{name}:-" not in text, name
     for name in ("api", "worker-text", "worker-image", "beat", "migrate"):
@@ -104,7 +116,7 @@ def test_secrets_are_required_and_never_defaulted() -> None:
     assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
     flower = services["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
-    assert "${REDIS_PASSWORD:?" in flower["environment"]["CELERY_BROKER_URL"]
+    assert flower["environment"]["REFRACT_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
     # No Redis URL without its password anywhere.
     assert "redis://redis:" not in text
 
@@ -115,7 +127,13 @@ def test_env_example_ships_no_secret() -> None:
         for line in (ROOT / ".env.example").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
-    for name in ("REDIS_PASSWORD", "REFRACT_SECRET_KEY", "FLOWER_BASIC_AUTH"):
+    for name in (
+        "REDIS_PASSWORD",
+        "REFRACT_SECRET_KEY",
+        "FLOWER_BASIC_AUTH",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+    ):
         assert values[name] == "", name
 
 
@@ -150,3 +168,84 @@ def test_prometheus_scrapes_the_api_with_a_key_and_every_worker() -> None:
         bind = services[name]["environment"]["REFRACT_METRICS_BIND"]
         assert bind.endswith(f":{workers['port']}")
         assert services[name]["environment"]["REFRACT_AUTH"] == "required"
+
+
+REFRACT_SERVICES = ("migrate", "api", "worker-text", "worker-image", "beat", "flower")
+
+
+def test_one_image_is_built_once_and_run_by_every_refract_service() -> None:
+    services = load("docker-compose.yml")["services"]
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["migrate"]  # the one build; it runs first, everything waits for it
+    for name in REFRACT_SERVICES:
+        assert services[name]["image"] == "refract:latest", name
+    for name in REFRACT_SERVICES[1:]:
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        ), name
+
+
+def test_flower_reads_the_broker_from_refract_settings() -> None:
+    services = load("docker-compose.yml")["services"]
+    flower = services["flower"]
+    command = flower["command"]
+    assert command[:4] == ["celery", "-A", "worker.flower", "flower"]
+    assert (ROOT / "worker" / "flower.py").is_file()
+    # The same environment as the workers: REFRACT_BROKER_URL or REFRACT_REDIS_URL from
+    # .env and the secrets anchor; no broker URL of its own that could drift.
+    assert flower["env_file"] == services["worker-text"]["env_file"] == ".env"
+    worker_env = services["worker-text"]["environment"]
+    for name in ("REFRACT_REDIS_URL", "REFRACT_SECRET_KEY"):
+        assert flower["environment"][name] == worker_env[name], name
+    assert not {"CELERY_BROKER_URL", "BROKER_URL"} & set(flower["environment"])
+    # The image has Flower: the Dockerfile installs the extra that pyproject declares.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("flower") for dep in project["optional-dependencies"]["flower"])
+    assert '.[flower]"' in (ROOT / "Dockerfile").read_text()
+
+
+def test_flower_app_uses_refract_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFRACT_REDIS_URL", "redis://:s3cret@redis.invalid:6379/0")
+    monkeypatch.setenv("REFRACT_BROKER_URL", "redis://:other@broker.invalid:6379/2")
+    sys.modules.pop("worker.flower", None)
+    module = importlib.import_module("worker.flower")
+    try:
+        assert module.app.conf.broker_url == "redis://:other@broker.invalid:6379/2"
+        # A plain redis:// URL, which Flower knows how to read queue lengths from.
+        assert module.app.connection_for_read().as_uri().startswith("redis://")
+    finally:
+        module.app.close()
+        sys.modules.pop("worker.flower", None)
+
+
+def test_dockerignore_keeps_the_working_tree_out() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for entry in (".git", ".venv", "var", ".env", "**/__pycache__", ".pytest_cache"):
+        assert entry in ignored, entry
+    for entry in (".mypy_cache", ".ruff_cache", ".hypothesis", "tests", "*.egg-info"):
+        assert entry in ignored, entry
+    # What the Dockerfile copies is never ignored.
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert source not in ignored, source
+
+
+def test_media_live_in_minio_for_every_refract_service() -> None:
+    # Workers on other hosts read the photos the API stored: a bucket, not a volume.
+    compose = load("docker-compose.yml")
+    services = compose["services"]
+    for name in ("migrate", "api", "worker-text", "worker-image", "beat"):
+        env = services[name]["environment"]
+        assert env["REFRACT_MEDIA_BACKEND"] == "s3", name
+        assert env["REFRACT_S3_ENDPOINT_URL"] == "http://minio:9000", name
+        assert "volumes" not in services[name] or not any(
+            "/app/var/media" in volume for volume in services[name]["volumes"]
+        ), name
+    assert services["migrate"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert services["minio"]["healthcheck"]
+    assert "media" not in compose["volumes"]

@@ -14,6 +14,7 @@ from refract.imaging.cardart import FONT_PATH
 from refract.imaging.faces import FaceBox, crop_largest_face, detect_faces
 from refract.imaging.pixels import ImageDecodeError
 from refract.imaging.stats import color_name, image_stats
+from refract.imaging.subjects import find_subject, people_region
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -83,21 +84,25 @@ def test_detection_is_consistent_across_threads() -> None:
     assert len(results[0]) == 1
 
 
-def test_crop_largest_face_is_a_square_png_around_the_face() -> None:
+def test_crop_largest_face_frames_head_and_shoulders() -> None:
     blob = crop_largest_face(_fixture("astronaut.png"))
     assert blob is not None
     assert blob.mime_type == "image/png"
     crop = Image.open(io.BytesIO(blob.data))
     assert crop.format == "PNG"
     assert crop.width == crop.height
-    # 95 px face grown by 0.6 of its size on each side.
-    assert abs(crop.width - round(95 * 2.2)) <= 16
+    # 95 px face grown by 1.5 of its size on each side: the suit and shoulders are in.
+    assert abs(crop.width - (95 * 4)) <= 16
     inner = detect_faces(blob.data)
     assert len(inner) == 1
-    # The face sits near the middle of the crop.
+    # The face is centred across and sits in the upper part, over the shoulders.
     cx, cy = inner[0].center
     assert abs(cx - crop.width / 2) < crop.width * 0.15
-    assert abs(cy - crop.height / 2) < crop.height * 0.15
+    assert cy < crop.height * 0.45
+    # The orange suit fills the lower part of the crop.
+    lower = np.asarray(crop.convert("RGB"))[crop.height * 3 // 4 :].reshape(-1, 3).astype(int)
+    orange = (lower[:, 0] > 150) & (lower[:, 1] < 130) & (lower[:, 2] < 100)
+    assert orange.mean() > 0.25
 
 
 def test_crop_is_clamped_to_the_image() -> None:
@@ -109,6 +114,39 @@ def test_crop_is_clamped_to_the_image() -> None:
 
 def test_crop_is_none_without_a_face() -> None:
     assert crop_largest_face(_fixture("coffee.png")) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "people"),
+    [
+        ("astronaut.png", "face", 1),
+        ("profile.png", "person", 1),  # head tilted 30 degrees: no usable frontal face
+        ("group.png", "group", 5),  # five small faces, as from across a room
+        ("coffee.png", "none", 0),
+        ("chelsea.png", "none", 0),  # a cat is not a person
+    ],
+)
+def test_find_subject_tells_face_person_group_and_nobody(name: str, kind: str, people: int) -> None:
+    subject = find_subject(_fixture(name))
+    assert (subject.kind, subject.people) == (kind, people)
+    if kind in ("person", "group"):
+        assert detect_faces(_fixture(name)) == []  # the frontal search alone finds nobody
+        assert subject.method
+
+
+def test_people_region_covers_every_head_with_their_shoulders() -> None:
+    subject = find_subject(_fixture("group.png"))
+    x0, y0, x1, y1 = people_region(subject.heads, 1200, 800)
+    for head in subject.heads:
+        assert x0 <= head.x and head.x + head.w <= x1
+        assert y0 <= head.y and head.y + 3 * head.h <= y1
+    assert (x0, y0) >= (0, 0) and (x1, y1) <= (1200, 800)
+
+
+def test_astronaut_colours_are_orange_first() -> None:
+    names = [c.name for c in image_stats(_fixture("astronaut.png")).dominant_colors]
+    assert names[0] == "orange"
+    assert "white" in names[:3]
 
 
 def test_image_stats_orders_brightness_and_measures_size() -> None:
@@ -153,6 +191,8 @@ def test_dominant_colours_of_a_two_colour_image() -> None:
         ((40, 160, 60), "green"),
         ((250, 220, 40), "yellow"),
         ((64, 18, 8), "brown"),
+        ((220, 103, 69), "orange"),  # the astronaut's suit, hue 13.5
+        ((200, 196, 190), "white"),  # an off-white studio backdrop
     ],
 )
 def test_colour_names(rgb: tuple[int, int, int], name: str) -> None:

@@ -59,7 +59,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
             "worker",
         }
     ),
-    "bench": frozenset({CORE, JOBS, "launch"}),
+    "bench": frozenset({CORE, JOBS, GATEWAY, "launch"}),
 }
 PACKAGES = ("refract", "api", "tasks", "worker", "launch", "migrations", "bench")
 

@@ -21,8 +21,25 @@ PLACEHOLDERS = {
 }
 
 
+# Prompts for a feature's other case: no usable frontal face, nobody to restyle.
+CASE_PLACEHOLDERS = {
+    "stylize_photo": {"people", "found_by"},
+    "card_photo": {"caption", "prompt", "language"},
+}
+
+
 def test_every_feature_has_placeholders_listed() -> None:
     assert set(PLACEHOLDERS) == set(FEATURES)
+
+
+@pytest.mark.parametrize("name", sorted(CASE_PLACEHOLDERS))
+def test_case_prompts_load_and_use_their_placeholders(name: str) -> None:
+    prompt = load_prompt(name)
+    assert re.fullmatch(rf"{name}\.v\d+", prompt.version)
+    assert len(prompt.system) > 100 and "$" not in prompt.system
+    assert set(re.findall(r"\$(\w+)", prompt.user)) == CASE_PLACEHOLDERS[name]
+    rendered = prompt.render(**{k: f"<{k}>" for k in CASE_PLACEHOLDERS[name]})
+    assert "$" not in rendered
 
 
 @pytest.mark.parametrize("feature", sorted(FEATURES))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from refract.core.settings import Settings
+from refract.core.errors import StartupRefused
+from refract.core.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_broker_defaults_to_redis(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_gemini_without_a_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFRACT_MODEL_BACKEND", "gemini")
-    with pytest.raises(ValidationError, match="needs GEMINI_API_KEY"):
+    with pytest.raises(ValidationError, match="GEMINI_API_KEY"):
         Settings()
 
 
@@ -73,3 +74,55 @@ def test_a_heartbeat_timeout_must_allow_a_late_beat(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("REFRACT_HEARTBEAT_TIMEOUT_S", "8")
     with pytest.raises(ValidationError, match="HEARTBEAT_TIMEOUT"):
         Settings()
+
+
+def environment_names() -> set[str]:
+    """Every environment variable a setting reads: REFRACT_<NAME> and the SDK aliases."""
+    names = {"GEMINI_API_KEY", "GOOGLE_API_KEY", "YOUTUBE_API_KEY"}
+    return names | {f"REFRACT_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_every_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `.env.example` ships `GEMINI_API_KEY=` and friends: blank means "not set", for every
+    # setting, never an empty string, a parse error or a key of nothing.
+    for name in environment_names():
+        monkeypatch.delenv(name, raising=False)
+    defaults = Settings().model_dump()
+    for name in environment_names():
+        monkeypatch.setenv(name, "")
+    assert Settings().model_dump() == defaults
+
+
+def test_a_blank_gemini_key_selects_the_local_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    for blank in ("", "   "):
+        monkeypatch.setenv("GEMINI_API_KEY", blank)
+        monkeypatch.setenv("GOOGLE_API_KEY", blank)
+        settings = load_settings()
+        assert settings.gemini_api_key is None
+        assert settings.backend == "local"
+
+
+def test_a_blank_google_key_does_not_hide_a_gemini_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "")
+    monkeypatch.setenv("GEMINI_API_KEY", " from-gemini ")
+    settings = Settings()
+    assert settings.backend == "gemini"
+    assert settings.gemini_api_key is not None
+    assert settings.gemini_api_key.get_secret_value() == "from-gemini"
+
+
+def test_gemini_with_a_blank_key_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFRACT_MODEL_BACKEND", "gemini")
+    monkeypatch.setenv("GEMINI_API_KEY", "")
+    with pytest.raises(StartupRefused) as refused:
+        load_settings()
+    reason = str(refused.value)
+    assert "\n" not in reason
+    assert "REFRACT_MODEL_BACKEND=gemini" in reason and "GEMINI_API_KEY" in reason
+    assert "local backend" in reason
+
+
+def test_an_invalid_value_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFRACT_WORKER_CONCURRENCY", "many")
+    with pytest.raises(StartupRefused, match=r"^invalid configuration: REFRACT_WORKER_CONCURRENCY"):
+        load_settings()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from launch.stack import LocalStack
+from launch.signals import interrupt_on_stop_signals
+from launch.stack import EXIT_REFUSED, LocalStack
 from launch.supervisor import Backoff, Supervisor
+from refract.core.errors import StartupRefused
 from refract.core.settings import Settings
 
 PY = [sys.executable, "-I", "-S", "-c"]
@@ -253,3 +256,68 @@ def test_refract_up_supervises_until_sigterm_then_stops_everything(tmp_path: Pat
     assert stack.pids() == {}
     assert not alive(beat)
     assert [e["exit_code"] for e in events.of("child_exited", "worker")][:2] == [2, 2]
+
+
+def test_a_child_that_refuses_is_not_restarted(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    events = Events()
+    sup = make_supervisor(
+        {"worker": [*PY, "raise SystemExit(78)"], "beat": SLEEPER},
+        log=events,
+        final_exit_codes=frozenset({78}),
+    )
+    sup.start()
+    poll_until(sup, lambda: bool(sup.refused()))
+    time.sleep(0.3)  # longer than any backoff delay: nothing is due
+    sup.poll()
+    assert sup.refused() == {"worker": 78}
+    assert sup.restarts()["worker"] == 0 and events.of("child_restarted", "worker") == []
+    assert events.of("child_refused", "worker")[0]["exit_code"] == 78
+    assert "beat" in sup.pids()  # the caller decides what happens to the rest
+
+
+def test_refract_up_stops_everything_when_a_child_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = LocalStack(Settings(redis_url="redis://127.0.0.1:1/0"), state_dir=tmp_path)
+    stack.supervisor = Supervisor(
+        {"worker": [*PY, "raise SystemExit(78)"], "beat": SLEEPER},
+        backoff=QUICK,
+        log=Events(),
+        final_exit_codes=frozenset({EXIT_REFUSED}),
+    )
+    stack.supervisor.start()
+    beat = stack.pids()["beat"]
+    assert stack.run_until_signalled(poll_interval_s=0.02) == EXIT_REFUSED
+    assert stack.pids() == {} and not alive(beat)
+    assert "refract: stopped the stack: the worker refused to start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_stop_signals_interrupt_once(sig: signal.Signals) -> None:
+    original = signal.getsignal(sig)
+    seen: list[str] = []
+    with interrupt_on_stop_signals():
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(1)  # the handler runs between bytecodes: well before this ends
+        except KeyboardInterrupt as exc:
+            seen.append(str(exc))
+            os.kill(os.getpid(), sig)  # while cleaning up: ignored
+            time.sleep(0.05)
+    assert seen == [sig.name]
+    assert signal.getsignal(sig) is original
+
+
+def test_refract_up_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = LocalStack(
+            Settings(redis_url="redis://127.0.0.1:1/0"), port=port, state_dir=tmp_path
+        )
+        with pytest.raises(StartupRefused, match=rf"^127\.0\.0\.1:{port} is not free"):
+            stack.start()
+    assert stack.supervisor is None and stack.redis is None

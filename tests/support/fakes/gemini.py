@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import threading
 import time
@@ -275,9 +276,14 @@ class FakeGemini(FakeServer):
         self.api_key = api_key
         # Added to every default answer: a model's think time, for benchmarks and demos.
         self.latency_s = 0.0
+        # Gemini's per-model requests-per-minute quota, when set: (calls, window seconds).
+        # A request over it gets 429 RESOURCE_EXHAUSTED with a RetryInfo delay.
+        self.quota: tuple[int, float] | None = None
+        self.refused_for_quota = 0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._scripts: list[_Script] = []
+        self._admitted: dict[str, deque[float]] = {}
 
     # --- scripting and inspection --------------------------------------------------
 
@@ -317,6 +323,22 @@ class FakeGemini(FakeServer):
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def _over_quota(self, model: str) -> float | None:
+        """Count an arrival for ``model``; the seconds until it would fit, if it does not."""
+        if self.quota is None:
+            return None
+        calls, window_s = self.quota
+        now = time.monotonic()
+        with self._lock:
+            admitted = self._admitted.setdefault(model, deque())
+            while admitted and admitted[0] <= now - window_s:
+                admitted.popleft()
+            if len(admitted) < calls:
+                admitted.append(now)
+                return None
+            self.refused_for_quota += 1
+            return admitted[0] + window_s - now
 
     def _pick(self, request: RecordedRequest) -> Reply:
         text = request.raw.decode("utf-8", "replace")
@@ -411,6 +433,12 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._send(404, _error(404, "NOT_FOUND", f"{path} is not found."))
             return
+        wait_s = self.owner._over_quota(request.model or "")
+        if wait_s is not None:
+            # As Gemini words it: the delay rounded up to whole seconds.
+            refused = Reply.rate_limited(retry_delay=f"{math.ceil(wait_s)}s")
+            self._send(refused.status, refused.body or {})
+            return
         reply = self.owner._pick(request)
         delay_s = reply.delay_s or self.owner.latency_s
         if delay_s and self.owner._stopping.wait(delay_s):
@@ -447,9 +475,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="A fake Gemini on 127.0.0.1, for manual runs.")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument(
+        "--rpm", type=int, default=0, help="requests per minute per model, then 429s"
+    )
     args = parser.parse_args()
     fake = FakeGemini()
     fake.latency_s = args.latency
+    if args.rpm:
+        fake.quota = (args.rpm, 60.0)
     fake.start()
     print(f"REFRACT_GEMINI_BASE_URL={fake.url}", flush=True)
     try:

@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Self
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections a busy worker pool opens at
+    # once (a benchmark's 24 threads); a real server accepts them.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (closing a response it did not read) is not an error."""

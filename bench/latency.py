@@ -1,0 +1,123 @@
+"""The critical path of one job alone: submit to final, against the model's own time.
+
+A video job's three calls run in parallel, so with a model that takes ``L`` seconds it
+cannot finish in under ``L``; a photo card's ``card`` waits for ``caption`` and
+``stylize``, so ``2 L``. Everything above that is Refract's own overhead. For each run
+this submits one job, follows its event stream until the final ``job`` event (no polling
+delay in the measure), then reads the job's timestamps to say where the time went:
+
+- *to pickup*: from the job's creation to the first feature's start (enqueue, broker,
+  worker, claim);
+- *feature overhead*: a feature's run time less the model's latency (claim, progress
+  reports, storing the outcome);
+- *to final*: from the last feature's end to the final event reaching the client.
+
+Against a running stack whose Gemini is the fake with a known latency:
+
+    python -m tests.support.fakes.gemini --latency 1.0     # prints REFRACT_GEMINI_BASE_URL
+    REFRACT_GEMINI_BASE_URL=... GEMINI_API_KEY=x refract up --port 8000 &
+    python -m bench.latency --api http://127.0.0.1:8000 --model-latency 1.0 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from launch.client import events
+from launch.targets import load_source
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def one_job(http: httpx.Client, kind: str) -> dict[str, Any]:
+    """Submit one job, follow it to its final event; timings in seconds."""
+    started = time.perf_counter()
+    if kind == "video":
+        body = {"kind": "video", "source": load_source(EXAMPLES / "video.json")}
+        response = http.post("/api/v1/jobs", json=body)
+    else:
+        photo = (EXAMPLES / "astronaut.png").read_bytes()
+        response = http.post(
+            "/api/v1/jobs",
+            data={"kind": "photocard"},
+            files={"photo": ("astronaut.png", photo, "image/png")},
+        )
+    response.raise_for_status()
+    submitted = time.perf_counter()
+    job = response.json()
+    for _id, name, data in events(http, job["id"], None):
+        if name == "job" and data.get("final"):
+            break
+    final = time.perf_counter()
+    done = http.get(f"/api/v1/jobs/{job['id']}").json()
+    features = done["features"].values()
+    starts = [at for f in features if (at := _at(f["started_at"]))]
+    ends = [at for f in features if (at := _at(f["finished_at"]))]
+    runs = {
+        name: seconds
+        for name, f in done["features"].items()
+        if (seconds := _between(f["started_at"], f["finished_at"])) is not None
+    }
+    created, job_done = _at(done["created_at"]), _at(done["finished_at"])
+    return {
+        "status": done["status"],
+        "submit_s": submitted - started,
+        "total_s": final - started,
+        "to_pickup_s": (min(starts) - created).total_seconds() if starts and created else 0.0,
+        "runs_s": runs,
+        "to_final_s": (job_done - max(ends)).total_seconds() if job_done and ends else 0.0,
+    }
+
+
+def _between(start: str | None, end: str | None) -> float | None:
+    first, last = _at(start), _at(end)
+    return (last - first).total_seconds() if first and last else None
+
+
+def main() -> None:
+    """Run the jobs one after the other and print each one's path."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--key", default=None)
+    parser.add_argument("--kind", choices=["video", "photo"], default="video")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model-latency", type=float, default=1.0)
+    args = parser.parse_args()
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    # The floor: a video's calls run side by side; a card waits for two calls, then one.
+    floor = args.model_latency * (1 if args.kind == "video" else 2)
+    totals = []
+    with httpx.Client(base_url=args.api, headers=headers, timeout=60) as http:
+        for n in range(args.runs):
+            seen = one_job(http, args.kind)
+            totals.append(seen["total_s"])
+            runs = ", ".join(
+                f"{name} {seconds:.3f}s (+{seconds - args.model_latency:.3f})"
+                for name, seconds in seen["runs_s"].items()
+            )
+            ratio = seen["total_s"] / floor
+            print(
+                f"run {n + 1}: {seen['status']} in {seen['total_s']:.3f}s (÷ floor {ratio:.2f}); "
+                f"submit {seen['submit_s'] * 1000:.0f} ms, to pickup {seen['to_pickup_s']:.3f}s, "
+                f"runs: {runs}; last end to job final {seen['to_final_s']:.3f}s"
+            )
+    print(
+        f"\n{args.kind} job alone, submit to final ÷ {floor:g} s: "
+        + ", ".join(f"{t / floor:.2f}" for t in totals)
+        + f" (median {statistics.median(totals) / floor:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
