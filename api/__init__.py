@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from api import admin, auth, db, errors, limits
 from api.auth import secret_of
@@ -22,6 +23,29 @@ from refract.jobs.celery_app import create_celery_app
 from refract.jobs.progress import ProgressBus, redis_from_url
 from refract.jobs.resync import committed_state
 
+# Where the dashboard's session cookie is read (api/auth.py's SESSION_BLUEPRINTS): the
+# dashboard and /metrics. Everywhere else a session is never used.
+SESSION_PATHS = ("/admin", "/metrics")
+
+
+class DashboardSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened only where one can matter: under
+    :data:`SESSION_PATHS`, or for a request that carries the session's cookie.
+
+    Flask opens the session of every request before it is routed, building a signing
+    serializer each time: a cost the API's hot paths (reads, 304s, submissions) would
+    pay for a cookie they never send. Without the cookie and outside those paths the
+    session is Flask's null one, which is never saved (nothing there writes to it).
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """The cookie's session, or none (Flask's null one) where it cannot matter."""
+        if not request.path.startswith(SESSION_PATHS) and (
+            self.get_cookie_name(app) not in request.cookies
+        ):
+            return None
+        return super().open_session(app, request)
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app, wired to the database, Redis, media storage and the broker.
@@ -33,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_engine(settings)
     app = Flask(__name__)
     app.request_class = ApiRequest
+    app.session_interface = DashboardSessions()
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     # Features are listed in catalog order (the order a screen shows them), not sorted.
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -21,7 +21,12 @@ from api.schemas import IdempotencyHeaders, PhotoCardForm, VideoJobRequest
 from api.validation import parse
 from refract.core.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
 from refract.core.settings import Settings
-from refract.imaging.uploads import CleanImage, decode_data_url, sanitize_image
+from refract.imaging.uploads import (
+    THUMBNAIL_MAX_SIDE,
+    CleanImage,
+    decode_data_url,
+    sanitize_image,
+)
 from refract.jobs.catalog import JobKind, resolve_features
 from refract.jobs.store import NewJob, request_fingerprint
 from refract.youtube.links import parse_video_url
@@ -59,15 +64,24 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def read_submission(
-    request: Request, settings: Settings, owner_key_id: uuid.UUID | None = None
+    request: Request,
+    settings: Settings,
+    owner_key_id: uuid.UUID | None = None,
+    *,
+    fingerprint: bool = True,
 ) -> Submission:
     """Parse and check a job request by the key ``owner_key_id``; raises a
-    ``ProblemError`` for anything wrong."""
+    ``ProblemError`` for anything wrong.
+
+    ``fingerprint``: hash the request (``request_hash``), which only a request with an
+    ``Idempotency-Key`` needs (a video's hash covers its whole inline source, thumbnail
+    included: milliseconds of the request for nothing otherwise).
+    """
     mimetype = request.mimetype
     if mimetype == JSON_TYPE or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
     ):
-        submission = _video_submission(_read_json(request), settings)
+        submission = _video_submission(_read_json(request), settings, fingerprint)
     elif mimetype == MULTIPART_TYPE:
         submission = _photocard_submission(request, settings)
     else:
@@ -120,7 +134,9 @@ def _check_kind(kind: Any, expected: JobKind) -> None:
     )
 
 
-def _video_submission(payload: dict[str, Any], settings: Settings) -> Submission:
+def _video_submission(
+    payload: dict[str, Any], settings: Settings, fingerprint: bool = True
+) -> Submission:
     _check_kind(payload.get("kind"), JobKind.VIDEO)
     request = parse(VideoJobRequest, payload)
     images: dict[str, CleanImage] = {}
@@ -135,6 +151,7 @@ def _video_submission(payload: dict[str, Any], settings: Settings) -> Submission
                 field="source.thumbnail",
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
+                max_side=THUMBNAIL_MAX_SIDE,
             )
         job_input = {"source": request.source.model_dump(mode="json", exclude={"thumbnail"})}
     job = NewJob(
@@ -142,7 +159,7 @@ def _video_submission(payload: dict[str, Any], settings: Settings) -> Submission
         features=resolve_features(JobKind.VIDEO, request.features),
         language=request.language,
         input=job_input,
-        request_hash=request_fingerprint(request.model_dump(mode="json")),
+        request_hash=request_fingerprint(request.model_dump(mode="json")) if fingerprint else None,
     )
     return Submission(job, images)
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -31,10 +32,12 @@ from refract.access.ratelimit import Decision, RateLimiter
 from refract.access.rates import Rate, parse_rate
 from refract.core.errors import Overloaded, TooManyRequests
 from refract.jobs.admission import BacklogGauge, intake_paused, overloaded
+from refract.jobs.progress import SNAPSHOT_FIELDS, ProgressBus, RawSnapshot
 
 log = structlog.get_logger(__name__)
 
 SUBMIT_ENDPOINT = "jobs.create_job"
+READ_ENDPOINT = "jobs.get_job_view"
 
 
 def init_app(app: Flask) -> None:
@@ -57,8 +60,17 @@ def limit_rate() -> None:
     policy, rate = _policy(principal)
     who = str(principal.key_id)
     limiter: RateLimiter = current_app.extensions["refract.limits"]
+    job_id = _read_job_id()
     try:
-        decision = limiter.hit(policy, who, rate)
+        if job_id is None:
+            decision = limiter.hit(policy, who, rate)
+        else:
+            # A job read: count it and read the job's snapshot in one round trip; the
+            # view answers from it once the caller may see the job (api/views/jobs.py).
+            decision, values = limiter.hit_and_read(
+                policy, who, rate, ProgressBus.snapshot_key(job_id), SNAPSHOT_FIELDS
+            )
+            g.prefetched_snapshot = (job_id, ProgressBus.raw_snapshot_from(values))
     except redis.RedisError as exc:
         log.warning("rate_limit_unchecked", error=type(exc).__name__)
         return
@@ -70,6 +82,26 @@ def limit_rate() -> None:
             retry_after=decision.retry_after_s,
             headers=_fields(policy, decision),
         )
+
+
+def _read_job_id() -> str | None:
+    """The job id of a ``GET /api/v1/jobs/<id>`` (canonical), else ``None``."""
+    if request.endpoint != READ_ENDPOINT or request.method != "GET":
+        return None
+    raw = (request.view_args or {}).get("job_id")
+    try:
+        return str(uuid.UUID(raw)) if isinstance(raw, str) else None
+    except ValueError:  # the view answers 404 for it
+        return None
+
+
+def prefetched_snapshot(job_id: str) -> tuple[bool, RawSnapshot | None]:
+    """``(read, snapshot)``: the snapshot of ``job_id`` read with this request's rate
+    count, if it was (``read`` is False when it was not: Redis failed, another job)."""
+    found = g.pop("prefetched_snapshot", None)
+    if found is None or found[0] != job_id:
+        return False, None
+    return True, found[1]
 
 
 def _uncounted() -> bool:

@@ -1,9 +1,13 @@
 """Submitting a checked job: create, commit, publish, then enqueue.
 
 The order is the design's: the job, its feature rows and its images are committed in
-one transaction; only then is the creation snapshot published and the Celery canvas
-sent. A broker failure after the commit is logged and the job stays ``queued`` with no
-``enqueued_at``, for the reconciler to send again: the client still gets its 202.
+one transaction; only then is the creation snapshot published (one Redis round trip)
+and the Celery canvas sent. That transaction is the request's only one: the row is
+stored already marked as sent (``enqueued_at``), since the send follows at once. A
+broker failure after the commit is logged and the mark taken back, so the job stays
+``queued`` with no ``enqueued_at`` for the reconciler to send at its next pass: the
+client still gets its 202. (A process that dies between the commit and the send leaves
+the mark: the reconciler then resends once ``requeue_after_s`` has passed.)
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from refract.core.errors import Conflict
 from refract.core.models import Artifact, Job
 from refract.imaging.storage import MediaStore, store_image
 from refract.jobs.catalog import JobKind
-from refract.jobs.dispatch import enqueue, record_enqueued
+from refract.jobs.dispatch import enqueue, record_not_enqueued
 from refract.jobs.resource import job_resource
 from refract.jobs.store import add_job, creation_events, find_by_idempotency_key
 from refract.observability import metrics
@@ -37,6 +41,9 @@ class Outcome:
 
     job: Job
     created: bool
+    # The job resource as published at creation (built once, for the answer too);
+    # None for a replay, whose job may have moved on since.
+    resource: dict[str, Any] | None = None
 
 
 def submit(
@@ -70,16 +77,19 @@ def submit(
     bound = log.bind(job_id=str(job.id), kind=job.kind)
     bound.info("job_created", features=submission.job.features)
     metrics.job_submitted(job.kind)
-    services.bus.publish(str(job.id), job.version, job_resource(job), creation_events(job))
+    resource = job_resource(job)
+    services.bus.publish(str(job.id), job.version, resource, creation_events(job))
     _enqueue(session, services, job, submission.job.features, bound)
-    return Outcome(job, created=True)
+    return Outcome(job, created=True, resource=resource)
 
 
 def _create(session: Session, store: MediaStore, submission: Submission, key: str | None) -> Job:
     """Add and commit the job and its images; on any failure nothing is left behind."""
     written: list[str] = []
     try:
-        job = add_job(session, submission.job, idempotency_key=key)
+        job = add_job(
+            session, submission.job, idempotency_key=key, enqueued=bool(submission.job.features)
+        )
         artifacts: dict[str, Artifact] = {}
         for role, image in submission.images.items():
             artifact = store_image(
@@ -130,14 +140,17 @@ def _enqueue(
         # Kombu and redis raise many types for a broker that is down; whatever it was,
         # the job is committed and the reconciler will send it.
         bound.warning("enqueue_failed", error=f"{type(exc).__name__}: {exc}")
+        _unmark_enqueued(session, job_id, bound)
         return
+    bound.info("job_enqueued")
+
+
+def _unmark_enqueued(session: Session, job_id: uuid.UUID, bound: Any) -> None:
+    """Take back the row's ``enqueued_at``: the send failed, the reconciler sends it."""
     try:
-        record_enqueued(session, job_id)
+        record_not_enqueued(session, job_id)
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        # The messages are out; without enqueued_at the reconciler may send them again,
-        # which idempotent tasks absorb.
-        bound.warning("record_enqueued_failed", error=str(exc))
-        return
-    bound.info("job_enqueued")
+        # The mark stays: the reconciler sends the job once requeue_after_s has passed.
+        bound.warning("record_not_enqueued_failed", error=str(exc))

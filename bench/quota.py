@@ -29,6 +29,7 @@ from pathlib import Path
 from google import genai
 from google.genai import types
 
+from bench.table import Row
 from launch.embedded import EmbeddedRedis
 from refract.core.material import VideoMaterial
 from refract.core.settings import Settings
@@ -123,6 +124,42 @@ def run_booth(fake: FakeGemini, calls: int, rpm: int, threads: int, latency_s: f
     return Run("booth-style thread pool", wall, ideal, fake.refused_for_quota, failed)
 
 
+def measure_both(calls: int, rpm: int, threads: int, latency_s: float) -> tuple[Run, Run]:
+    """Refract's run and the booth's, each against its own fake Gemini, one Redis."""
+    runs = []
+    with tempfile.TemporaryDirectory() as workdir, EmbeddedRedis(Path(workdir)) as redis:
+        for client in ("refract", "booth"):
+            with FakeGemini() as fake:
+                fake.latency_s = latency_s
+                fake.quota = (rpm, 60.0)
+                if client == "refract":
+                    runs.append(run_refract(fake, redis.url, calls, rpm, threads, latency_s))
+                else:
+                    runs.append(run_booth(fake, calls, rpm, threads, latency_s))
+    return runs[0], runs[1]
+
+
+def measure_quota(calls: int = 80, rpm: int = 60, threads: int = 24, latency_s: float = 1.0) -> Row:
+    """The quota row: fastest schedule ÷ wall and 429s, beside the booth's thread pool."""
+    ours, booth = measure_both(calls, rpm, threads, latency_s)
+    return Row(
+        what=(
+            f"quota: fake allows {rpm} calls per 60 s per model, Refract told {rpm} RPM, "
+            f"{calls} calls: fastest schedule ÷ wall; 429s"
+        ),
+        measured=(
+            f"{ours.ratio:.2f} ({ours.ideal_s:.1f} s ÷ {ours.wall_s:.1f} s); "
+            f"{ours.refused} 429s, {ours.failed} calls lost"
+        ),
+        baseline=(
+            f"booth thread pool: {booth.refused} 429s, {booth.failed} of {calls} calls lost "
+            f"in {booth.wall_s:.1f} s"
+        ),
+        goal="≥ 0.95; 0",
+        met=ours.ratio >= 0.95 and ours.refused == 0 and ours.failed == 0,
+    )
+
+
 def main() -> None:
     """Run both clients against their own fake Gemini and print the row."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -132,19 +169,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per answer")
     args = parser.parse_args()
 
-    runs = []
-    with tempfile.TemporaryDirectory() as workdir, EmbeddedRedis(Path(workdir)) as redis:
-        for client in ("refract", "booth"):
-            with FakeGemini() as fake:
-                fake.latency_s = args.latency
-                fake.quota = (args.rpm, 60.0)
-                if client == "refract":
-                    run = run_refract(
-                        fake, redis.url, args.calls, args.rpm, args.threads, args.latency
-                    )
-                else:
-                    run = run_booth(fake, args.calls, args.rpm, args.threads, args.latency)
-                runs.append(run)
+    runs = measure_both(args.calls, args.rpm, args.threads, args.latency)
     print(
         f"quota: {args.rpm} calls per 60 s per model, {args.calls} calls, "
         f"{args.threads} threads, {args.latency:g} s per answer\n"

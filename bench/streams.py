@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
+from dataclasses import dataclass
 
 import httpx
+
+from bench.table import Row, markdown
 
 
 async def hold_stream(
@@ -51,52 +55,85 @@ def timed_reads(api: str, path: str, reads: int, headers: dict[str, str]) -> lis
     return latencies
 
 
-async def run(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class StreamsRun:
+    """What one run saw: streams opened, and the latencies of the reads beside them."""
+
+    streams: int
+    opened: int
+    open_s: float
+    reads: int
+    job_reads: list[float]
+    health_reads: list[float]
+
+
+async def hold_and_read(
+    api: str, events: str, job_id: str, streams: int, reads: int, headers: dict[str, str]
+) -> StreamsRun:
     """Open the streams, time the reads beside them, close everything."""
-    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
-    events_url = args.events or args.api
-    path = f"/api/v1/jobs/{args.job}"
-    limits = httpx.Limits(max_connections=args.streams + 10, max_keepalive_connections=0)
+    path = f"/api/v1/jobs/{job_id}"
+    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=0)
     opened = asyncio.Event()
     counter = [0]
     async with httpx.AsyncClient(
-        base_url=events_url, headers=headers, limits=limits, timeout=httpx.Timeout(30, read=None)
+        base_url=events, headers=headers, limits=limits, timeout=httpx.Timeout(30, read=None)
     ) as client:
         started = time.perf_counter()
         tasks = [
-            asyncio.create_task(
-                hold_stream(client, f"{path}/events", opened, counter, args.streams)
-            )
-            for _ in range(args.streams)
+            asyncio.create_task(hold_stream(client, f"{path}/events", opened, counter, streams))
+            for _ in range(streams)
         ]
-        try:
+        # Those that did not open in time are counted as such, not waited for.
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(opened.wait(), timeout=120)
-        except TimeoutError:
-            print(f"only {counter[0]} of {args.streams} streams opened in 120 s")
-        print(f"{counter[0]} streams open after {time.perf_counter() - started:.1f} s")
+        open_s = time.perf_counter() - started
         loop = asyncio.get_running_loop()
-        job_reads = await loop.run_in_executor(
-            None, timed_reads, args.api, path, args.reads, headers
-        )
-        health_reads = await loop.run_in_executor(
-            None, timed_reads, args.api, "/healthz", args.reads, headers
-        )
+        job_reads = await loop.run_in_executor(None, timed_reads, api, path, reads, headers)
+        health_reads = await loop.run_in_executor(None, timed_reads, api, "/healthz", reads, {})
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    for name, latencies in (("GET /api/v1/jobs/<id>", job_reads), ("GET /healthz", health_reads)):
-        if len(latencies) > 2:
-            cuts = statistics.quantiles(latencies, n=100)
-            print(
-                f"{name}: {len(latencies)} of {args.reads} answered; "
-                f"p50 {statistics.median(latencies):.1f} ms, p99 {cuts[98]:.1f} ms"
-            )
-        else:
-            print(f"{name}: {len(latencies)} of {args.reads} answered")
+    return StreamsRun(streams, counter[0], open_s, reads, job_reads, health_reads)
+
+
+def _summary(latencies: list[float], reads: int) -> str:
+    if len(latencies) <= 2:
+        return f"{len(latencies)} of {reads} answered"
+    cuts = statistics.quantiles(latencies, n=100)
+    return (
+        f"{len(latencies)} of {reads} answered, p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {cuts[98]:.1f} ms"
+    )
+
+
+def _p99(latencies: list[float]) -> float:
+    return statistics.quantiles(latencies, n=100)[98] if len(latencies) > 2 else float("inf")
+
+
+def measure_streams(
+    api: str,
+    events: str,
+    job_id: str,
+    auth: dict[str, str],
+    streams: int = 1000,
+    reads: int = 300,
+) -> Row:
+    """The streams row: every read beside ``streams`` open streams answered, p99 <= 20 ms."""
+    run = asyncio.run(hold_and_read(api, events, job_id, streams, reads, auth))
+    met = run.opened == streams and len(run.job_reads) == reads and _p99(run.job_reads) <= 20.0
+    return Row(
+        what=f"{streams:,} open event streams: `GET /api/v1/jobs/<id>` beside them",
+        measured=(
+            f"{run.opened:,} streams open in {run.open_s:.1f} s; {_summary(run.job_reads, reads)}"
+        ),
+        baseline=f"`GET /healthz` beside them: {_summary(run.health_reads, reads)}",
+        goal="every GET answered, p99 ≤ 20 ms",
+        met=met,
+    )
 
 
 def main() -> None:
-    """Parse the arguments and run."""
+    """Parse the arguments, measure and print the row."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api", required=True)
     parser.add_argument("--events", default=None)
@@ -104,7 +141,12 @@ def main() -> None:
     parser.add_argument("--key", default=None)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=300)
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    auth = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    row = measure_streams(
+        args.api, args.events or args.api, args.job, auth, args.streams, args.reads
+    )
+    print(markdown([row]))
 
 
 if __name__ == "__main__":

@@ -105,6 +105,12 @@ def _serve_http(args: argparse.Namespace, command: str, shape: ServerShape) -> i
     return 0
 
 
+def yield_cpu(settings: Settings) -> None:
+    """Add the worker's niceness to this process (``REFRACT_WORKER_NICE``; Unix only)."""
+    if settings.worker_nice and hasattr(os, "nice"):
+        os.nice(settings.worker_nice)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker (threads pool) on the given queues."""
     import worker.signals  # noqa: F401  (per-process set-up after a fork)
@@ -112,6 +118,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _require_broker(settings)
+    yield_cpu(settings)
     if settings.metrics_bind:
         # The worker's own metrics for a scraper that cannot reach the API's (compose
         # runs the API and each queue's workers in containers of their own).

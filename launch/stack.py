@@ -96,6 +96,18 @@ class LocalStack:
             f"broker={broker_label} model backend={self.settings.backend} {self.auth_label}"
         )
 
+    def _workers(self, base: list[str]) -> dict[str, list[str]]:
+        """The worker children: ``worker``, or ``worker-1``..``worker-N`` (own hostnames)."""
+        worker = [*base, "worker", "--queues", self.queues]
+        if self.concurrency:
+            worker += ["--concurrency", str(self.concurrency)]
+        count = self.settings.worker_processes
+        if count == 1:
+            return {"worker": worker}
+        return {
+            f"worker-{n}": [*worker, "--hostname", f"refract{n}@%h"] for n in range(1, count + 1)
+        }
+
     def start(self) -> None:
         """Start Redis if embedded, migrate the schema, then start the children."""
         from launch.migrate import upgrade
@@ -115,12 +127,9 @@ class LocalStack:
         print(self.describe(), flush=True)
         upgrade(self.settings.database_url)
         base = [sys.executable, "-m", "launch.cli"]
-        worker = [*base, "worker", "--queues", self.queues]
-        if self.concurrency:
-            worker += ["--concurrency", str(self.concurrency)]
         commands = {
             "api": [*base, "api", "--host", self.host, "--port", str(self.port)],
-            "worker": worker,
+            **self._workers(base),
             "beat": [*base, "beat", "--state-dir", str(self.state_dir)],
         }
         output: dict[str, Any] = {}

@@ -130,8 +130,12 @@ def store_outcome(
     task_id: str,
     reply: ModelReply | None,
     error: FeatureError | None,
+    step: tuple[float, str] | None = None,
 ) -> Job:
     """Record the outcome in its own transaction; ``Skip`` if another run owns the feature.
+
+    ``step``: a progress report (progress, step) the run made that was not written yet;
+    its event is published just before the outcome's.
 
     Raises ``FeatureError`` when the model's image fails our checks (the caller stores
     that error instead), and the database's error when it stays unreachable.
@@ -151,9 +155,14 @@ def store_outcome(
             # duplicate leaves no file behind.
             image = _store_image_result(session, services, job_id, feature, reply, written)
             values["result"] = image
+        events = []
+        if step is not None:
+            progress, name = step
+            progress = round(max(run.progress, min(progress, 0.99)), 3)
+            events.append(feature_event(str(job.id), run, step=name, progress=progress))
         upsert_feature(session, job.id, feature, values)
         session.refresh(run)
-        return [feature_event(str(job.id), run, step="finished")]
+        return [*events, feature_event(str(job.id), run, step="finished")]
 
     try:
         with services.session() as session:

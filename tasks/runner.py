@@ -46,6 +46,7 @@ from refract.observability import metrics
 from tasks.claims import Skip, claim
 from tasks.heartbeat import Beat
 from tasks.outcomes import store_outcome, with_database_retries
+from tasks.reporting import ProgressWriter, RunKey, progress_writer
 from tasks.services import WorkerServices, get_services
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,8 @@ class FeatureContext:
     input: dict[str, Any]
     services: WorkerServices
     log: structlog.stdlib.BoundLogger = field(repr=False)
+    # Reports written by the process's writer thread (the worker), not by this thread.
+    writer: ProgressWriter | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> ModelBackend:
@@ -81,8 +84,16 @@ class FeatureContext:
 
         Best effort: a progress report that cannot be written (the database or Redis is
         down for a moment) is logged and skipped; it never fails the feature. A feature
-        that was canceled raises :class:`Canceled`: the work stops here.
+        that was canceled raises :class:`Canceled`: the work stops here. With a
+        ``writer`` (a worker's runs) the report is queued and this returns at once; a
+        cancel the writer found stops the work at the next report.
         """
+        if self.writer is not None:
+            run = RunKey(self.job_id, self.feature, self.task_id)
+            if self.writer.canceled(run):
+                raise Canceled(step)
+            self.writer.submit(run, progress, step)
+            return
 
         def mutate(job: Job, runs: dict[str, FeatureRun]) -> list[Event]:
             run = runs[self.feature]
@@ -117,7 +128,10 @@ def run_feature(task: Task[Any, Any], job_id: str, feature: str, work: Work) -> 
     send: Send | None = None
     if not task.request.chord:
         send = lambda job, features: enqueue(task.app, job, features)  # noqa: E731
-    return execute_feature(get_services(), job_id, feature, task_id, work, send=send)
+    services = get_services()
+    return execute_feature(
+        services, job_id, feature, task_id, work, send=send, writer=progress_writer(services)
+    )
 
 
 def execute_feature(
@@ -128,12 +142,15 @@ def execute_feature(
     work: Work,
     *,
     send: Send | None = None,
+    writer: ProgressWriter | None = None,
 ) -> dict[str, Any]:
     """Claim, run and record ``feature`` of ``job_id`` as run ``task_id``.
 
     Returns a small summary: ``outcome`` is the feature's final status, or ``noop`` when
     this run found nothing to do (finished, not ready, held by a live run, or its outcome
-    could not be stored). ``send`` dispatches dependent features that became ready.
+    could not be stored). ``send`` dispatches dependent features that became ready;
+    ``writer`` takes the progress reports off this thread (without one, each report is
+    written before the work goes on).
     """
     key = uuid.UUID(job_id)
     bound = log.bind(job_id=job_id, feature=feature, task_id=task_id)
@@ -172,15 +189,27 @@ def execute_feature(
         input=dict(job.input or {}),
         services=services,
         log=bound,
+        writer=writer,
     )
     beat = Beat(key, feature, task_id)
+    run_key = RunKey(key, feature, task_id)
     services.heartbeats.add(beat)
+
+    def lost() -> bool:
+        # The heartbeat (or the progress writer) learns when the run lost its feature:
+        # long waits then end early.
+        return services.heartbeats.stopped(beat) or (
+            writer is not None and writer.canceled(run_key)
+        )
+
     try:
         bound.info("feature_started")
-        # The heartbeat learns when the run lost its feature: long waits then end early.
-        with interrupt.watching(lambda: services.heartbeats.stopped(beat)):
+        with interrupt.watching(lost):
             reply, error = _work(ctx, work, settings.deadline_s(feature))
-        outcome = _record(services, ctx, reply, error)
+        # A report not written yet goes out with the outcome rather than before it.
+        unwritten = writer.finish(run_key) if writer is not None else None
+        step = (unwritten.progress, unwritten.step) if unwritten is not None else None
+        outcome = _record(services, ctx, reply, error, step)
     except DependencyUnreachable as exc:
         # The heartbeat stops with this run: the reconciler sends the feature again.
         bound.error("feature_dependency_unreachable", error=type(exc.__cause__).__name__)
@@ -192,6 +221,8 @@ def execute_feature(
         return noop("canceled")
     finally:
         services.heartbeats.remove(beat)
+        if writer is not None:
+            writer.finish(run_key)
     if outcome is None:
         return noop("outcome not stored")
     if outcome != "noop":
@@ -246,14 +277,18 @@ def _record(
     ctx: FeatureContext,
     reply: ModelReply | None,
     error: FeatureError | None,
+    step: tuple[float, str] | None = None,
 ) -> str | None:
-    """Store the outcome; the stored status, ``"noop"`` if another run owns the feature,
-    or ``None`` if the database stayed out of reach (the feature will be run again)."""
+    """Store the outcome (after ``step``, a report not written yet); the stored status,
+    ``"noop"`` if another run owns the feature, or ``None`` if the database stayed out of
+    reach (the feature will be run again)."""
     budget = services.settings.store_retry_s
 
     def store(reply: ModelReply | None, error: FeatureError | None) -> Job:
         return with_database_retries(
-            lambda: store_outcome(services, ctx.job_id, ctx.feature, ctx.task_id, reply, error),
+            lambda: store_outcome(
+                services, ctx.job_id, ctx.feature, ctx.task_id, reply, error, step
+            ),
             budget_s=budget,
             what="store outcome",
         )

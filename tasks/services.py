@@ -18,6 +18,7 @@ from refract.core.db import get_sessionmaker, init_engine, session_scope
 from refract.core.settings import Settings, load_settings
 from refract.gateway import build_backend
 from refract.gateway.base import ModelBackend
+from refract.gateway.memo import ReplyMemo
 from refract.imaging.storage import MediaStore, open_store
 from refract.jobs.celery_app import settings_of
 from refract.jobs.progress import ProgressBus, redis_from_url
@@ -65,11 +66,24 @@ def build_services(settings: Settings) -> WorkerServices:
             ttl_s=settings.snapshot_ttl_s,
             reload=committed_state(sessions),
         ),
-        backend=build_backend(settings, client),
+        backend=worker_backend(settings, client),
         store=open_store(settings, max_connections=settings.worker_concurrency),
         youtube=YouTubeMaterial(settings, client, transcripts=settings.youtube_transcripts),
         heartbeats=Heartbeats(lambda: session_scope(sessions), settings.heartbeat_interval_s),
     )
+
+
+def worker_backend(settings: Settings, client: redis.Redis[str]) -> ModelBackend:
+    """The model backend, behind the reply memo when it calls a paid, rate-limited model.
+
+    Identical inputs (the same video pasted by many visitors) then cost one Gemini call
+    per prompt version and language across every worker. The local backend is free and
+    instant, so it is left bare: a memo would only add Redis round trips.
+    """
+    backend = build_backend(settings, client)
+    if backend.name != "gemini" or settings.reply_cache_ttl_s <= 0:
+        return backend
+    return ReplyMemo(backend, client, model=settings.text_model, ttl_s=settings.reply_cache_ttl_s)
 
 
 def get_services() -> WorkerServices:

@@ -36,7 +36,10 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
+        # Task events (received, started, succeeded: three broker messages per task)
+        # only matter while a monitor watches; Flower turns them on in the workers it
+        # watches (its `enable_events`), so nobody pays for them unwatched.
+        worker_send_task_events=False,
         include=TASK_MODULES,
         beat_schedule={
             "reconcile": {

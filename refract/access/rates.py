@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _UNITS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
@@ -22,6 +23,8 @@ class Rate:
         return f"{self.count}/{unit}" if unit else f"{self.count}/{self.window_s}s"
 
 
+# Every counted request parses its key's rate: a handful of distinct texts, kept parsed.
+@lru_cache(maxsize=1024)
 def parse_rate(text: str) -> Rate:
     """``"120/min"`` as a :class:`Rate`; ``ValueError`` naming the expected form otherwise."""
     match = _RATE.match(text.lower())

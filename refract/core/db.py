@@ -23,8 +23,12 @@ _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
 
 
-def build_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; SQLite gets WAL and a busy timeout."""
+def build_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for ``database_url``; SQLite gets WAL and a busy timeout.
+
+    ``pool_size``: the connections kept open between uses; it should cover the threads
+    that use the database at once (a connection past it is closed when it is returned,
+    and the next use pays a new connection)."""
     url = make_url(database_url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
@@ -34,7 +38,7 @@ def build_engine(database_url: str) -> Engine:
     elif url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+        kwargs.update(pool_size=pool_size, max_overflow=20, pool_recycle=1800)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -58,7 +62,11 @@ def init_engine(settings: Settings) -> Engine:
     if _engine is None or str(_engine.url) != str(build_engine_url(settings.database_url)):
         if _engine is not None:
             _engine.dispose()
-        _engine = build_engine(settings.database_url)
+        # A worker's threads, its heartbeat and progress threads; an API process has
+        # fewer threads than that, and a pool opens connections only as they are needed.
+        _engine = build_engine(
+            settings.database_url, pool_size=max(10, settings.worker_concurrency + 4)
+        )
         _sessionmaker = build_sessionmaker(_engine)
     return _engine
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     image_model_rpm: int | None = Field(default=None, ge=0)
     text_model_tpm: int = Field(default=0, ge=0)
     image_model_tpm: int = Field(default=0, ge=0)
+    # A text feature's reply is kept this long and reused for identical inputs (same model,
+    # prompt version, language and material): a video pasted by 100 visitors costs one
+    # call. 0 turns the reuse off.
+    reply_cache_ttl_s: int = Field(default=6 * 3600, ge=0)
 
     # --- YouTube -------------------------------------------------------------------
     youtube_api_key: SecretStr | None = Field(
@@ -149,6 +153,13 @@ class Settings(BaseSettings):
 
     # --- the workers ---------------------------------------------------------------
     worker_concurrency: int = Field(default=8, ge=1)
+    # Worker processes `refract up` runs, each with worker_concurrency threads: a process
+    # has one GIL, so on a host with several cores one process cannot use them all.
+    worker_processes: int = Field(default=1, ge=1, le=64)
+    # How much a worker process yields the CPU (Unix niceness, added at start): on a host
+    # it shares with the API, a visitor's request then goes ahead of background features,
+    # which are waiting on the model most of the time anyway.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # "host:port" where `refract worker` also serves its own Prometheus metrics, without a
     # key (bind it where only the scraper reaches); unset: only the API's /metrics.
     metrics_bind: str | None = None

@@ -18,6 +18,7 @@ import httpx
 import structlog
 from google import genai
 from google.genai import errors, types
+from google.genai._transformers import t_schema
 from pydantic import BaseModel, ValidationError
 
 from refract.core import deadline
@@ -58,7 +59,9 @@ try:  # google-genai 3.x talks through httpx2, a fork with its own exception cla
         httpx2.TimeoutException,
     )
     _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError)
+    _Limits: type[Any] = httpx2.Limits
 except ImportError:  # pragma: no cover - older SDKs use httpx alone
+    _Limits = httpx.Limits
     _TIMEOUT_ERRORS = (httpx.TimeoutException,)
     _TRANSPORT_ERRORS = (httpx.TransportError,)
 
@@ -95,15 +98,27 @@ class GeminiBackend(ModelBackend):
         self._usage = usage
         self._sleep = sleep
         self._text_client = self._client(settings.model_timeout_s)
+        # Text calls' configurations by prompt and schema (see _text_config); a config is
+        # never changed once made (a bounded call gets a copy), so threads share them.
+        self._configs: dict[tuple[str, str, str, type[BaseModel]], types.GenerateContentConfig] = {}
         self._image_client = self._client(settings.image_model_timeout_s)
 
     def _client(self, timeout_s: float) -> genai.Client:
         key = self.settings.gemini_api_key
         assert key is not None
+        # Every worker thread may be waiting on this client at once: a pool that kept
+        # fewer idle connections than that (httpx keeps 20) would close the extra ones
+        # after each call and open new ones for the next.
+        pooled = max(self.settings.worker_concurrency + 4, 20)
         options = types.HttpOptions(
             base_url=self.settings.gemini_base_url,
             api_version=self.settings.gemini_api_version,
             timeout=int(timeout_s * 1000),  # milliseconds; without it the SDK waits forever
+            client_args={
+                "limits": _Limits(
+                    max_connections=max(pooled, 100), max_keepalive_connections=pooled
+                )
+            },
         )
         return genai.Client(vertexai=False, api_key=key.get_secret_value(), http_options=options)
 
@@ -246,13 +261,7 @@ class GeminiBackend(ModelBackend):
         """Ask for a ``schema`` result; a reply that fails parsing or ``check`` is asked
         for once more, then the feature fails with ``invalid_model_output``."""
         model = self.settings.text_model
-        config = types.GenerateContentConfig(
-            system_instruction=prompt.system,
-            response_mime_type="application/json",
-            response_schema=schema,
-            temperature=TEMPERATURES.get(prompt.feature),
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        )
+        config = self._text_config(prompt, schema)
         spent: list[Usage] = []
         for attempt in (1, 2):
             response = self._generate(
@@ -283,6 +292,26 @@ class GeminiBackend(ModelBackend):
             reply.usage = sum_usage(spent)
             return reply
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _text_config(self, prompt: Prompt, schema: type[BaseModel]) -> types.GenerateContentConfig:
+        """The call's configuration, made once per prompt version and schema.
+
+        The SDK turns a pydantic ``response_schema`` into its ``Schema`` on every request
+        (a JSON schema generated, walked and copied: CPU that every worker thread waits
+        on, under the GIL); given that ``Schema`` it only checks it.
+        """
+        key = (prompt.feature, prompt.version, prompt.system, schema)
+        config = self._configs.get(key)
+        if config is None:
+            config = types.GenerateContentConfig(
+                system_instruction=prompt.system,
+                response_mime_type="application/json",
+                response_schema=t_schema(self._text_client._api_client, schema),
+                temperature=TEMPERATURES.get(prompt.feature),
+                automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            )
+            self._configs[key] = config
+        return config
 
     def _parse(self, response: types.GenerateContentResponse, prompt: Prompt, schema: type[R]) -> R:
         candidate = checked_candidate(response)

@@ -82,13 +82,26 @@ class BacklogGauge:
         self.max_age_s = max_age_s
         self._last: tuple[float, Backlog] | None = None
         self._lock = threading.Lock()
+        self._measuring = False
 
     def read(self, session: Session) -> Backlog:
-        """The latest measure, refreshed when older than ``max_age_s``."""
+        """The latest measure, refreshed when older than ``max_age_s``.
+
+        One request refreshes it; the others meanwhile take the last measure (a second
+        old) instead of all counting at once when a crowd's second ticks over.
+        """
         with self._lock:
-            if self._last is not None and time.monotonic() - self._last[0] < self.max_age_s:
-                return self._last[1]
-        backlog = measure(session)
+            last = self._last
+            if last is not None and (
+                self._measuring or time.monotonic() - last[0] < self.max_age_s
+            ):
+                return last[1]
+            self._measuring = True
+        try:
+            backlog = measure(session)
+        finally:
+            with self._lock:
+                self._measuring = False
         with self._lock:
             self._last = (time.monotonic(), backlog)
         return backlog

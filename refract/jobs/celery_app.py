@@ -62,7 +62,10 @@ def create_celery_app(
         task_default_queue=TEXT_QUEUE,
         task_routes={f"refract.{queue}.*": {"queue": queue} for queue in ALL_QUEUES},
         result_expires=24 * 3600,
-        task_send_sent_event=True,
+        # No "task-sent" event per task sent: one more Redis publish on the submit
+        # request's path for each feature, for Flower's "sent" state alone (workers'
+        # events stay off too, see worker/app.py; Flower turns them on when it watches).
+        task_send_sent_event=False,
     )
     # Beside the app, not in its conf: `celery inspect conf` and Flower show the conf,
     # and the settings hold database and Redis URLs with their passwords.

@@ -62,3 +62,13 @@ def record_enqueued(session: Session, job_id: uuid.UUID) -> None:
             updated_at=Job.updated_at,
         )
     )
+
+
+def record_not_enqueued(session: Session, job_id: uuid.UUID) -> None:
+    """Undo an ``enqueued_at`` set before a send that then failed: the reconciler sends
+    a job with none at its next pass (see :func:`refract.jobs.store.add_job`)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(enqueued_at=None, enqueue_count=0, updated_at=Job.updated_at)
+    )

@@ -37,18 +37,20 @@ log = structlog.get_logger(__name__)
 ERASED_MARKER_S = 3600
 
 # Overwrite the snapshot only with a newer version; append the events either way;
-# nothing at all for an erased job (KEYS[3] marks it).
+# nothing at all for an erased job (KEYS[3] marks it). The snapshot hash holds the
+# version, the resource's JSON (``body``) and its ``status`` beside it, so that a read
+# can answer a 304 (ETag and Retry-After) without parsing the body.
 _PUBLISH = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local current = redis.call('HGET', KEYS[1], 'version')
 if (not current) or tonumber(current) < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2])
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2], 'status', ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-local n = (#ARGV - 4) / 2
+local n = (#ARGV - 5) / 2
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[4]), '*',
-             'type', ARGV[5 + 2 * i], 'data', ARGV[6 + 2 * i])
+             'type', ARGV[6 + 2 * i], 'data', ARGV[7 + 2 * i])
 end
 if n > 0 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 return 1
@@ -61,6 +63,20 @@ class Event:
 
     type: str
     data: dict[str, Any]
+
+
+# The fields of a snapshot hash a read needs, in the order RawSnapshot takes them.
+SNAPSHOT_FIELDS = ("version", "body", "status")
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    """A snapshot as stored: its version, its JSON text, and the job's status (``None``
+    for a snapshot written before the status was stored beside it)."""
+
+    version: int
+    body: str
+    status: str | None
 
 
 @dataclass(frozen=True)
@@ -138,7 +154,14 @@ class ProgressBus:
         A Redis failure is logged, not raised: losing a progress update must never lose
         the database write it describes.
         """
-        args: list[Any] = [version, json.dumps(snapshot), self.ttl_s, self.maxlen]
+        status = snapshot.get("status")
+        args: list[Any] = [
+            version,
+            json.dumps(snapshot),
+            self.ttl_s,
+            self.maxlen,
+            status if isinstance(status, str) else "",
+        ]
         for event in events:
             args += [event.type, json.dumps(event.data)]
         try:
@@ -219,15 +242,29 @@ class ProgressBus:
 
     def snapshot(self, job_id: str) -> tuple[int, dict[str, Any]] | None:
         """The latest snapshot and its version, or ``None`` if Redis has none (or is down)."""
+        raw = self.raw_snapshot(job_id)
+        if raw is None:
+            return None
+        return raw.version, json.loads(raw.body)
+
+    def raw_snapshot(self, job_id: str) -> RawSnapshot | None:
+        """The latest snapshot as stored (its JSON unparsed), or ``None`` if Redis has
+        none (or is down): the API's fast read path serves the text as it is."""
         try:
-            found = self.client.hmget(self.snapshot_key(job_id), ["version", "body"])
+            found = self.client.hmget(self.snapshot_key(job_id), list(SNAPSHOT_FIELDS))
         except redis.RedisError as exc:
             log.warning("progress_snapshot_unavailable", job_id=job_id, error=str(exc))
             return None
-        version, body = found
+        return self.raw_snapshot_from(found)
+
+    @staticmethod
+    def raw_snapshot_from(reply: Any) -> RawSnapshot | None:
+        """The snapshot in the values of its hash's :data:`SNAPSHOT_FIELDS`, read by a
+        caller that reads them with other commands (``None``: no snapshot)."""
+        version, body, status = reply
         if version is None or body is None:
             return None
-        return int(version), json.loads(body)
+        return RawSnapshot(int(version), body, status or None)
 
     def read(
         self, job_id: str, after: str = "0", *, block_ms: int | None = None, count: int = 100

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from refract.core.db import on_commit
@@ -95,6 +95,18 @@ def job_event(job: Job) -> Event:
 
 Mutation = Callable[[Job, dict[str, FeatureRun]], list[Event]]
 
+# Built once: every claim, progress write and outcome runs these two, and building a
+# statement (and its cache key) anew each time is CPU that every worker thread waits on.
+_BUMP_VERSION = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"))
+    .values(version=Job.version + 1)
+    .returning(Job.version)
+)
+_LOAD_JOB = (
+    select(Job).where(Job.id == bindparam("job_id")).execution_options(populate_existing=True)
+)
+
 
 def change_job(
     session: Session, bus: ProgressBus | None, job_id: uuid.UUID, mutate: Mutation
@@ -105,14 +117,10 @@ def change_job(
     ``mutate`` gets the job and its feature runs by name, changes them, and returns the
     events to publish. A ``job`` event is added whenever the job's status changes.
     """
-    version = session.execute(
-        update(Job).where(Job.id == job_id).values(version=Job.version + 1).returning(Job.version)
-    ).scalar_one_or_none()
+    version = session.execute(_BUMP_VERSION, {"job_id": job_id}).scalar_one_or_none()
     if version is None:
         raise NotFound(f"job {job_id} does not exist")
-    job = session.scalars(
-        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
-    ).one()
+    job = session.scalars(_LOAD_JOB, {"job_id": job_id}).one()
     runs = {run.feature: run for run in job.features}
     events = mutate(job, runs)
     session.flush()

@@ -64,8 +64,15 @@ def find_by_idempotency_key(
     return job
 
 
-def add_job(session: Session, new: NewJob, *, idempotency_key: str | None = None) -> Job:
-    """Add a job and one feature row per feature to ``session`` (flushed, not committed)."""
+def add_job(
+    session: Session, new: NewJob, *, idempotency_key: str | None = None, enqueued: bool = False
+) -> Job:
+    """Add a job and one feature row per feature to ``session`` (flushed, not committed).
+
+    ``enqueued``: the caller sends the job's features right after committing, so the
+    row says so from the start (``enqueued_at`` now, ``enqueue_count`` 1): the creation
+    is one transaction, not a second one after the send (:mod:`api.submission`).
+    """
     now = utcnow()
     job = Job(
         id=uuid.uuid4(),
@@ -81,6 +88,8 @@ def add_job(session: Session, new: NewJob, *, idempotency_key: str | None = None
             else None
         ),
         request_hash=new.request_hash,
+        enqueued_at=now if enqueued else None,
+        enqueue_count=1 if enqueued else 0,
         version=1,
         created_at=now,
         updated_at=now,

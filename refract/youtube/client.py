@@ -35,7 +35,7 @@ import structlog
 from refract.core.errors import FeatureError, ProblemError
 from refract.core.material import Comment, ImageBlob, TranscriptLine
 from refract.core.settings import Settings
-from refract.imaging.uploads import sanitize_image
+from refract.imaging.uploads import THUMBNAIL_MAX_SIDE, sanitize_image
 from refract.youtube.links import VideoRef
 
 log = structlog.get_logger(__name__)
@@ -302,6 +302,7 @@ class YouTubeClient:
                     field="thumbnail",
                     max_bytes=THUMBNAIL_MAX_BYTES,
                     max_pixels=THUMBNAIL_MAX_PIXELS,
+                    max_side=THUMBNAIL_MAX_SIDE,
                 )
             except ProblemError as exc:
                 log.warning(

@@ -59,6 +59,9 @@ def stack(
             "REFRACT_MODEL_TIMEOUT_S": "30",
             "REFRACT_MODEL_MAX_ATTEMPTS": "2",
             "REFRACT_MODEL_BACKOFF_BASE_S": "0.05",
+            # Every job here makes its own calls (scripted hangs and failures): no reply
+            # reused from an identical earlier job.
+            "REFRACT_REPLY_CACHE_TTL_S": "0",
             "REFRACT_MODEL_BACKOFF_MAX_S": "0.1",
             "REFRACT_RECONCILE_INTERVAL_S": "1",
             "REFRACT_GEMINI_RPM": "0",

@@ -190,6 +190,24 @@ def test_the_fixed_transport_carries_messages(
     assert channel.basic_get("probe", no_ack=False) is None
 
 
+def test_publishes_share_one_redis_client_per_pool(
+    redis_url: str, connections: Callable[..., Connection]
+) -> None:
+    # Stock kombu wraps the pool in a new client for every publish; ours keeps one, and a
+    # pool rebuilt (after a reconnect) gets a client of its own.
+    conn = connections(redis_url, TRANSPORT_PATH)
+    channel: Any = conn.channel()
+    with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+        assert first is second and first.connection_pool is channel.pool
+    publish_and_get(conn, channel).ack()
+    with channel.conn_or_acquire() as again:
+        assert again is first
+    channel._pool = None  # what kombu does when it drops a pool
+    with channel.conn_or_acquire() as fresh:
+        assert fresh is not first and fresh.connection_pool is channel.pool
+        assert fresh.ping()
+
+
 def test_create_celery_app_sends_tasks_through_it(redis_url: str) -> None:
     app = create_celery_app(Settings(redis_url=redis_url))
     try:

@@ -149,6 +149,38 @@ def test_exif_orientation_is_applied(fmt: str) -> None:
     assert ExifTags.Base.Orientation not in reopen(clean).getexif()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "progressive"), [("JPEG", False), ("JPEG", True), ("PNG", False), ("WEBP", False)]
+)
+def test_max_side_keeps_a_large_image_scaled_down_to_fit(fmt: str, progressive: bool) -> None:
+    # Red on the left half, blue on the right: the scaled image keeps the picture.
+    image = Image.new("RGB", (1280, 720), "blue")
+    image.paste(Image.new("RGB", (640, 720), "red"), (0, 0))
+    params: dict[str, Any] = {"progressive": True} if progressive else {}
+
+    clean = sanitize(encode(image, fmt, exif=exif_with_gps(), **params), max_side=640)
+
+    scaled = reopen(clean).convert("RGB")
+    assert (clean.width, clean.height) == (640, 360) == scaled.size
+    left, right = scaled.getpixel((100, 180)), scaled.getpixel((540, 180))
+    assert isinstance(left, tuple) and isinstance(right, tuple)
+    assert left[0] > 200 and right[2] > 200
+    assert SECRET.encode() not in clean.data
+
+
+def test_max_side_applies_after_the_exif_orientation() -> None:
+    # 1000x200 stored, shown rotated (orientation 6) as 200x1000: it fits 500 as 100x500.
+    clean = sanitize(
+        encode(noise((1000, 200)), "JPEG", exif=exif_with_gps(orientation=6)), max_side=500
+    )
+    assert (clean.width, clean.height) == (100, 500) == reopen(clean).size
+
+
+def test_max_side_leaves_a_smaller_image_as_it_is() -> None:
+    clean = sanitize(encode(noise((300, 200)), "PNG"), max_side=640)
+    assert (clean.width, clean.height) == (300, 200)
+
+
 def test_png_text_chunks_and_icc_profile_are_removed() -> None:
     info = PngInfo()
     info.add_text("Comment", SECRET)

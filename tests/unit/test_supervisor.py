@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from launch.cli import yield_cpu
 from launch.signals import interrupt_on_stop_signals
 from launch.stack import EXIT_REFUSED, LocalStack
 from launch.supervisor import Backoff, Supervisor
@@ -321,3 +322,29 @@ def test_refract_up_refuses_a_port_in_use(tmp_path: Path) -> None:
         with pytest.raises(StartupRefused, match=rf"^127\.0\.0\.1:{port} is not free"):
             stack.start()
     assert stack.supervisor is None and stack.redis is None
+
+
+def test_refract_up_runs_one_worker_or_several_with_their_own_hostnames(tmp_path: Path) -> None:
+    base = ["python", "-m", "launch.cli"]
+    one = LocalStack(Settings(), state_dir=tmp_path, concurrency=12)._workers(base)
+    assert list(one) == ["worker"] and "--hostname" not in one["worker"]
+
+    two = LocalStack(Settings(worker_processes=2), state_dir=tmp_path, concurrency=12)
+    commands = two._workers(base)
+    assert list(commands) == ["worker-1", "worker-2"]
+    hostnames = {cmd[cmd.index("--hostname") + 1] for cmd in commands.values()}
+    assert hostnames == {"refract1@%h", "refract2@%h"}
+    assert all(cmd[cmd.index("--concurrency") + 1] == "12" for cmd in commands.values())
+
+
+def test_a_worker_yields_the_cpu_by_its_niceness(monkeypatch: pytest.MonkeyPatch) -> None:
+    added: list[int] = []
+
+    def nice(increment: int) -> int:
+        added.append(increment)
+        return increment
+
+    monkeypatch.setattr(os, "nice", nice)
+    yield_cpu(Settings(worker_nice=7))
+    yield_cpu(Settings(worker_nice=0))
+    assert added == [7]

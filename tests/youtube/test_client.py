@@ -287,10 +287,15 @@ def test_thumbnail_falls_back_to_the_largest_existing_size(
     ]
 
 
-def test_thumbnail_takes_maxres_when_it_exists(fake: FakeYouTube, client: YouTubeClient) -> None:
+def test_thumbnail_takes_maxres_when_it_exists_kept_at_the_models_size(
+    fake: FakeYouTube, client: YouTubeClient
+) -> None:
     fake.add_video(VIDEO, thumbnails=("maxresdefault", "hqdefault"))
     thumb = client.fetch_thumbnail(VIDEO)
-    assert (thumb.size_name, thumb.width, thumb.height) == ("maxresdefault", 1280, 720)
+    # 1280x720 scaled to fit THUMBNAIL_MAX_SIDE: what the model is sent and what is kept.
+    assert (thumb.size_name, thumb.width, thumb.height) == ("maxresdefault", 640, 360)
+    with Image.open(io.BytesIO(thumb.image.data)) as image:
+        assert image.size == (640, 360)
     assert len(fake.requests) == 1
 
 

@@ -478,11 +478,21 @@ def main() -> None:
     parser.add_argument(
         "--rpm", type=int, default=0, help="requests per minute per model, then 429s"
     )
+    parser.add_argument(
+        "--hold",
+        metavar="TEXT=SECONDS",
+        default=None,
+        help="answer requests containing TEXT only after SECONDS (a job that stays running)",
+    )
     args = parser.parse_args()
     fake = FakeGemini()
     fake.latency_s = args.latency
     if args.rpm:
         fake.quota = (args.rpm, 60.0)
+    if args.hold:
+        text, _, seconds = args.hold.rpartition("=")
+        # One scripted reply per request: enough for any bench that asks for it.
+        fake.script(text, *[Reply.hang(float(seconds)) for _ in range(10_000)])
     fake.start()
     print(f"REFRACT_GEMINI_BASE_URL={fake.url}", flush=True)
     try:

@@ -1,0 +1,150 @@
+"""The API's submission row: ``POST /api/v1/jobs`` from a crowd while the workers run them.
+
+Submits ``count`` video jobs (``examples/video.json``, each with its own title) from
+``clients`` keep-alive client threads, first to the bare Flask baseline (``bench/bare.py``:
+parse the body, answer 202 with a job-sized body and a ``Location``), then to Refract,
+whose workers start running the jobs while the rest are still being submitted. Compares
+the rates and reports Refract's p99 (:func:`measure_submissions`, one
+:class:`~bench.table.Row`). Against a running stack:
+
+    refract up --port 8000 &
+    python -m bench.submissions --api http://127.0.0.1:8000 [--key <client key>]
+
+Traffic goes to 127.0.0.1 only; afterwards it waits (at most ``--drain`` seconds) for
+the workers to finish the jobs, so that whatever is measured next starts idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api import bare_flask, ratio_row
+from bench.table import Row, markdown
+from launch.targets import load_source
+from refract.jobs.catalog import FINAL_JOB_STATUSES
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+GOAL_RATIO = 0.2
+GOAL_P99_MS = 50.0
+
+
+def submit_all(
+    url: str, bodies: list[dict[str, Any]], headers: dict[str, str], clients: int
+) -> tuple[float, float, list[str]]:
+    """POST every body from ``clients`` threads; the rate, the p99 (ms) and the
+    ``Location`` of each answer (every answer must be a 202)."""
+    latencies: list[float] = []
+    locations: list[str] = []
+    lock = threading.Lock()
+    pending = iter(bodies)
+    failures: list[str] = []
+
+    def client() -> None:
+        mine: list[float] = []
+        where: list[str] = []
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            while True:
+                with lock:
+                    body = next(pending, None)
+                if body is None:
+                    break
+                started = time.perf_counter()
+                response = http.post("/api/v1/jobs", json=body)
+                mine.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                    break
+                where.append(response.headers["Location"])
+        with lock:
+            latencies.extend(mine)
+            locations.extend(where)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    if failures:
+        raise RuntimeError(f"{url}: a submission was refused: {failures[0]}")
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
+    return len(latencies) / wall, p99, locations
+
+
+def video_bodies(count: int) -> list[dict[str, Any]]:
+    """``count`` video jobs of ``examples/video.json``, each titled apart (so that none is
+    answered as another's duplicate)."""
+    source = load_source(EXAMPLES / "video.json")
+    return [
+        {"kind": "video", "source": {**source, "title": f"{source['title']} #{n}"}}
+        for n in range(count)
+    ]
+
+
+def drain(api: str, locations: list[str], auth: dict[str, str], limit_s: float) -> None:
+    """Wait (at most ``limit_s``) until every job at ``locations`` is final."""
+    deadline = time.monotonic() + limit_s
+    with httpx.Client(base_url=api, headers=auth, timeout=10) as http:
+        for location in locations:
+            while time.monotonic() < deadline:
+                if http.get(location).json().get("status") in FINAL_JOB_STATUSES:
+                    break
+                time.sleep(0.5)
+
+
+def measure_submissions(
+    api: str,
+    bare: str,
+    auth: dict[str, str],
+    count: int = 300,
+    clients: int = 8,
+    drain_s: float = 180.0,
+) -> Row:
+    """``count`` video jobs from ``clients`` threads to Refract (its workers running
+    them meanwhile) beside bare Flask (running at ``bare``): the ratio of the rates and
+    Refract's p99. Waits (at most ``drain_s``) for the jobs to finish before returning."""
+    bodies = video_bodies(count)
+    base_rate, base_p99, _ = submit_all(bare, bodies, {}, clients)
+    rate, p99, locations = submit_all(api, bodies, auth, clients)
+    drain(api, locations, auth, drain_s)
+    row = ratio_row(
+        f"{count} submissions from {clients} clients while the workers run them: "
+        "rate ÷ bare Flask's; p99",
+        GOAL_RATIO,
+        (rate, p99),
+        (base_rate, base_p99),
+    )
+    met = row.met and p99 <= GOAL_P99_MS
+    return Row(row.what, row.measured, row.baseline, f"{row.goal}; p99 ≤ {GOAL_P99_MS:g} ms", met)
+
+
+def main() -> None:
+    """Start bare Flask (unless given), measure, print the row."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--api", required=True, help="a running Refract API")
+    parser.add_argument("--key", default=None, help="a client key (none with keys off)")
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--drain", type=float, default=180.0, help="seconds to wait after")
+    parser.add_argument("--bare", default=None, help="a running bare Flask (else started)")
+    parser.add_argument("--bare-port", type=int, default=8899)
+    args = parser.parse_args()
+
+    auth = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    with ExitStack() as stack:
+        bare = args.bare or stack.enter_context(bare_flask(args.bare_port, 2, 16))
+        row = measure_submissions(args.api, bare, auth, args.count, args.clients, args.drain)
+    print(markdown([row]))
+
+
+if __name__ == "__main__":
+    main()
