@@ -10,7 +10,7 @@ reads beside them, the Gemini quota (its own fake and Redis, beside the booth's 
 pool) and identical inputs from a crowd (the reply cache). Prints the table as Markdown,
 with the machine it ran on; nothing is asserted. Traffic goes to 127.0.0.1 only.
 
-    python -m bench                        # everything, about four minutes
+    python -m bench                        # everything, about five minutes
     python -m bench --only latency,reads   # some rows
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.stack import BenchStack
+from bench.stack import BenchStack, bench_stack
 from bench.table import Row, markdown
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings
@@ -171,8 +171,6 @@ ON_THEIR_OWN: dict[str, Measure] = {"quota": quota_rows, "memo": memo_rows}
 
 def run(args: argparse.Namespace) -> list[Row]:
     """Start the stack if a chosen row needs it and measure the rows, in the table's order."""
-    from bench.stack import bench_stack
-
     chosen = [name for name in ROWS if not args.only or name in args.only.split(",")]
     rows: list[Row] = []
 
@@ -217,6 +215,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--visitors", type=int, default=100, help="the same video at once")
     args = parser.parse_args()
+    unknown = set(args.only.split(",")) - set(ROWS) if args.only else set()
+    if unknown:
+        parser.error(f"no such row: {', '.join(sorted(unknown))} (rows: {', '.join(ROWS)})")
     # The rows that run Refract's code in this process (quota, memo) log only trouble.
     configure_logging(Settings(log_level="WARNING"))
     print(machine())
