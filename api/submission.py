@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from api.intake import Submission
 from api.services import Services
 from refract.core.errors import Conflict
-from refract.core.models import Artifact, Job
+from refract.core.models import Job
 from refract.imaging.storage import MediaStore, store_image
 from refract.jobs.catalog import JobKind
 from refract.jobs.dispatch import enqueue, record_not_enqueued
@@ -84,13 +84,17 @@ def submit(
 
 
 def _create(session: Session, store: MediaStore, submission: Submission, key: str | None) -> Job:
-    """Add and commit the job and its images; on any failure nothing is left behind."""
+    """Add and commit the job and its images; on any failure nothing is left behind.
+
+    The ids are chosen first, so the job is inserted with its input already pointing at
+    its images: one insert of the (large) input, not an insert and then an update.
+    """
     written: list[str] = []
+    job_id = uuid.uuid4()
+    artifact_ids = {role: uuid.uuid4() for role in submission.images}
+    new = replace(submission.job, input=_complete_input(submission, artifact_ids))
     try:
-        job = add_job(
-            session, submission.job, idempotency_key=key, enqueued=bool(submission.job.features)
-        )
-        artifacts: dict[str, Artifact] = {}
+        job = add_job(session, new, idempotency_key=key, enqueued=bool(new.features), job_id=job_id)
         for role, image in submission.images.items():
             artifact = store_image(
                 session,
@@ -101,11 +105,9 @@ def _create(session: Session, store: MediaStore, submission: Submission, key: st
                 content_type=image.mime_type,
                 width=image.width,
                 height=image.height,
+                artifact_id=artifact_ids[role],
             )
             written.append(artifact.storage_key)
-            artifacts[role] = artifact
-        # A new dict, not an in-place change: the JSON column only notices reassignment.
-        job.input = _complete_input(submission, artifacts)
         session.commit()
     except BaseException:
         session.rollback()
@@ -115,13 +117,13 @@ def _create(session: Session, store: MediaStore, submission: Submission, key: st
     return job
 
 
-def _complete_input(submission: Submission, artifacts: dict[str, Artifact]) -> dict[str, Any]:
-    """The job's input, pointing at its stored images by artifact id."""
+def _complete_input(submission: Submission, artifact_ids: dict[str, uuid.UUID]) -> dict[str, Any]:
+    """The job's input, pointing at its images by artifact id."""
     data = dict(submission.job.input)
     if submission.job.kind == JobKind.PHOTOCARD:
-        data["photo_artifact_id"] = str(artifacts["photo"].id)
-    elif "thumbnail" in artifacts:
-        data["source"] = {**data["source"], "thumbnail_artifact_id": str(artifacts["thumbnail"].id)}
+        data["photo_artifact_id"] = str(artifact_ids["photo"])
+    elif "thumbnail" in artifact_ids:
+        data["source"] = {**data["source"], "thumbnail_artifact_id": str(artifact_ids["thumbnail"])}
     return data
 
 

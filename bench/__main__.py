@@ -33,7 +33,6 @@ from bench.stack import BenchStack, bench_stack
 from bench.table import Row, markdown
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings
-from refract.jobs.catalog import FINAL_JOB_STATUSES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ROWS = ("latency", "fanout", "reads", "submissions", "streams", "quota", "memo")
@@ -73,18 +72,6 @@ def video_job(api: str, auth: dict[str, str], *, title_suffix: str = "") -> str:
     return str(response.json()["id"])
 
 
-def final_job(api: str, auth: dict[str, str]) -> str:
-    """A finished video job, whose resource (and ETag) no longer changes: for the reads."""
-    job_id = video_job(api, auth)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{api}/api/v1/jobs/{job_id}", headers=auth, timeout=10).json()
-        if job["status"] in FINAL_JOB_STATUSES:
-            return job_id
-        time.sleep(0.2)
-    raise RuntimeError(f"job {job_id} did not finish in 60 s")
-
-
 # Each row's measure: given the stack (None for rows that bring their own), the client's
 # headers and the arguments. Imported when chosen, so a row's needs stay its own.
 Measure = Callable[["BenchStack | None", dict[str, str], argparse.Namespace], list[Row]]
@@ -113,10 +100,10 @@ def fanout_rows(st: BenchStack | None, auth: dict[str, str], args: argparse.Name
 
 def reads_rows(st: BenchStack | None, auth: dict[str, str], args: argparse.Namespace) -> list[Row]:
     """Reads and 304s of a finished job, beside bare Flask."""
-    from bench.api import measure_reads
+    from bench.api import finished_job, measure_reads
 
     assert st is not None
-    return measure_reads(st.api, st.bare, final_job(st.api, auth), auth, 16, args.seconds)
+    return measure_reads(st.api, st.bare, finished_job(st.api, auth), auth, 16, args.seconds)
 
 
 def submissions_rows(

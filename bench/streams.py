@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.table import Row, markdown
+from bench.table import Row, markdown, p99
 
 
 async def hold_stream(
@@ -99,15 +99,10 @@ async def hold_and_read(
 def _summary(latencies: list[float], reads: int) -> str:
     if len(latencies) <= 2:
         return f"{len(latencies)} of {reads} answered"
-    cuts = statistics.quantiles(latencies, n=100)
     return (
         f"{len(latencies)} of {reads} answered, p50 {statistics.median(latencies):.1f} ms, "
-        f"p99 {cuts[98]:.1f} ms"
+        f"p99 {p99(latencies):.1f} ms"
     )
-
-
-def _p99(latencies: list[float]) -> float:
-    return statistics.quantiles(latencies, n=100)[98] if len(latencies) > 2 else float("inf")
 
 
 def measure_streams(
@@ -120,7 +115,7 @@ def measure_streams(
 ) -> Row:
     """The streams row: every read beside ``streams`` open streams answered, p99 <= 20 ms."""
     run = asyncio.run(hold_and_read(api, events, job_id, streams, reads, auth))
-    met = run.opened == streams and len(run.job_reads) == reads and _p99(run.job_reads) <= 20.0
+    met = run.opened == streams and len(run.job_reads) == reads and p99(run.job_reads) <= 20.0
     return Row(
         what=f"{streams:,} open event streams: `GET /api/v1/jobs/<id>` beside them",
         measured=(

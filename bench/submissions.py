@@ -17,7 +17,6 @@ the workers to finish the jobs, so that whatever is measured next starts idle.
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 from contextlib import ExitStack
@@ -27,7 +26,8 @@ from typing import Any
 import httpx
 
 from bench.api import bare_flask, ratio_row
-from bench.table import Row, markdown
+from bench.clients import run_clients
+from bench.table import Row, markdown, p99
 from launch.targets import load_source
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 
@@ -41,43 +41,26 @@ def submit_all(
 ) -> tuple[float, float, list[str]]:
     """POST every body from ``clients`` threads; the rate, the p99 (ms) and the
     ``Location`` of each answer (every answer must be a 202)."""
-    latencies: list[float] = []
     locations: list[str] = []
     lock = threading.Lock()
     pending = iter(bodies)
-    failures: list[str] = []
 
-    def client() -> None:
-        mine: list[float] = []
-        where: list[str] = []
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-            while True:
-                with lock:
-                    body = next(pending, None)
-                if body is None:
-                    break
-                started = time.perf_counter()
-                response = http.post("/api/v1/jobs", json=body)
-                mine.append(time.perf_counter() - started)
-                if response.status_code != 202:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-                    break
-                where.append(response.headers["Location"])
+    def post(http: httpx.Client) -> bool:
         with lock:
-            latencies.extend(mine)
-            locations.extend(where)
+            body = next(pending, None)
+        if body is None:
+            return False
+        response = http.post("/api/v1/jobs", json=body)
+        if response.status_code != 202:
+            raise RuntimeError(
+                f"{url}: a submission was refused: {response.status_code} {response.text[:200]}"
+            )
+        with lock:
+            locations.append(response.headers["Location"])
+        return True
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.monotonic() - started
-    if failures:
-        raise RuntimeError(f"{url}: a submission was refused: {failures[0]}")
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
-    return len(latencies) / wall, p99, locations
+    load = run_clients(url, headers, clients, post)
+    return load.rate, p99(load.latencies) * 1000, locations
 
 
 def video_bodies(count: int) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""One row of the speed table, and how the table is printed.
+"""One row of the speed table, how the table is printed, and the p99 rows quote.
 
 Every bench module that measures a row of issue 10's table returns :class:`Row` values;
 ``python -m bench`` (:mod:`bench.__main__`) collects them from one run and prints them
@@ -7,6 +7,7 @@ side by side, as Markdown, with their baselines and goals.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,3 +30,11 @@ def markdown(rows: Iterable[Row]) -> str:
         met = "yes" if row.met else "**no**"
         lines.append(f"| {row.what} | {row.measured} | {row.baseline} | {row.goal} | {met} |")
     return "\n".join(lines)
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile of ``values``; infinite with fewer than two (nothing to quote,
+    and no goal met on nothing)."""
+    if len(values) < 2:
+        return float("inf")
+    return statistics.quantiles(values, n=100)[98]

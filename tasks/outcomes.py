@@ -1,8 +1,8 @@
 """Storing a feature's outcome: once, by the run that owns the feature, whatever the
 database does meanwhile.
 
-The outcome is written as an upsert keyed by (job, feature) under the job's row lock,
-only while the run still owns the feature. A model's answer has been paid for, so a
+The outcome is written to the feature's row, keyed by (job, feature), under the job's
+row lock, only while the run still owns the feature. A model's answer has been paid for, so a
 database error on the way (a restart, a dropped connection) is retried with backoff for
 up to ``store_retry_s`` before the run gives up; an image written for an attempt whose
 transaction failed is removed, so nothing is left behind.
@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from refract.core.db import database_unavailable
@@ -109,20 +108,6 @@ def outcome_values(
     return values
 
 
-def upsert_feature(
-    session: Session, job_id: uuid.UUID, feature: str, values: dict[str, Any]
-) -> None:
-    """Write a feature's outcome as an upsert keyed by (job, feature)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    row = {"job_id": job_id, "feature": feature, **values}
-    statement = insert(FeatureRun).values(**row)
-    statement = statement.on_conflict_do_update(
-        index_elements=[FeatureRun.job_id, FeatureRun.feature], set_=values
-    )
-    session.execute(statement)
-
-
 def store_outcome(
     services: WorkerServices,
     job_id: uuid.UUID,
@@ -160,8 +145,8 @@ def store_outcome(
             progress, name = step
             progress = round(max(run.progress, min(progress, 0.99)), 3)
             events.append(feature_event(str(job.id), run, step=name, progress=progress))
-        upsert_feature(session, job.id, feature, values)
-        session.refresh(run)
+        for column, value in values.items():
+            setattr(run, column, value)
         return [*events, feature_event(str(job.id), run, step="finished")]
 
     try:

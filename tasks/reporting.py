@@ -8,6 +8,8 @@ thread: the reports of all the runs of one job that are waiting are written in o
 transaction (one lock, one publish), and a run's newer report replaces an older one not
 yet written. A run whose outcome is being stored takes its unwritten report back: the
 outcome's transaction publishes it just before the outcome, so the step is still seen.
+A report the thread has already taken is waited for instead (a few milliseconds): were
+the outcome committed first, the report would find the run finished and be dropped.
 
 What a synchronous report did besides, the writer does too: progress is written only
 while the run owns its feature (``running`` under its task id), and a run the writer
@@ -36,6 +38,9 @@ log = structlog.get_logger(__name__)
 
 # How long the writer gathers reports before it writes them (seconds).
 GATHER_S = 0.05
+# The longest a finishing run waits for its report being written (the database may be
+# slow or down: the outcome, which has its own retries, must not wait long for a step).
+FINISH_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class ProgressWriter:
         # Runs between their first report and their end: only they can be found canceled.
         self._active: set[RunKey] = set()
         self._writing = False
+        # Runs whose reports the thread has taken and not yet finished writing.
+        self._in_flight: set[RunKey] = set()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -91,8 +98,11 @@ class ProgressWriter:
 
     def finish(self, run: RunKey) -> Report | None:
         """Forget ``run``; its report not yet written, if any, is returned for the
-        outcome's own transaction to publish (so nobody waits for it to be written)."""
+        outcome's own transaction to publish (so nobody waits for it to be written). A
+        report being written now is waited for (at most ``FINISH_WAIT_S``), so that it is
+        committed before the outcome and not dropped."""
         with self._changed:
+            self._changed.wait_for(lambda: run not in self._in_flight, timeout=FINISH_WAIT_S)
             report = self._pending.pop(run, None)
             self._canceled.discard(run)
             self._active.discard(run)
@@ -116,15 +126,21 @@ class ProgressWriter:
             with self._changed:
                 batch, self._pending = self._pending, {}
                 self._writing = True
+                self._in_flight = set(batch)
             try:
                 by_job: dict[uuid.UUID, dict[RunKey, Report]] = {}
                 for run, report in batch.items():
                     by_job.setdefault(run.job_id, {})[run] = report
                 for job_id, reports in by_job.items():
                     self._write(job_id, reports)
+                    with self._changed:
+                        # This job's runs may finish now: their steps are committed.
+                        self._in_flight -= set(reports)
+                        self._changed.notify_all()
             finally:
                 with self._changed:
                     self._writing = False
+                    self._in_flight = set()
                     self._changed.notify_all()
 
     def _write(self, job_id: uuid.UUID, reports: dict[RunKey, Report]) -> None:

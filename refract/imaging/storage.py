@@ -102,13 +102,16 @@ def store_image(
     content_type: str,
     width: int | None = None,
     height: int | None = None,
+    artifact_id: uuid.UUID | None = None,
 ) -> Artifact:
     """Write an image to storage and add its ``Artifact`` row to ``session`` (not committed).
 
-    If the caller's transaction fails, it should call :meth:`MediaStore.delete` with the
-    artifact's ``storage_key`` so that nothing is left behind.
+    ``artifact_id``: the id to give it, for a caller that must point at the artifact
+    before adding it (a new one otherwise). If the caller's transaction fails, it should
+    call :meth:`MediaStore.delete` with the artifact's ``storage_key`` so that nothing is
+    left behind.
     """
-    artifact_id = uuid.uuid4()
+    artifact_id = artifact_id or uuid.uuid4()
     key = store.put(artifact_id, data, content_type)
     artifact = Artifact(
         id=artifact_id,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from refract.core.db import on_commit
@@ -95,17 +95,81 @@ def job_event(job: Job) -> Event:
 
 Mutation = Callable[[Job, dict[str, FeatureRun]], list[Event]]
 
-# Built once: every claim, progress write and outcome runs these two, and building a
-# statement (and its cache key) anew each time is CPU that every worker thread waits on.
-_BUMP_VERSION = (
-    update(Job)
-    .where(Job.id == bindparam("job_id"))
-    .values(version=Job.version + 1)
-    .returning(Job.version)
-)
-_LOAD_JOB = (
-    select(Job).where(Job.id == bindparam("job_id")).execution_options(populate_existing=True)
-)
+
+class _Rows:
+    """Core statements and row <-> object copying for :func:`change_job`, built once.
+
+    A change is the hottest thing a worker does (a claim, the progress writes and the
+    outcome of every feature), and the ORM's loading, identity map and unit of work were
+    about half of a feature's CPU: the rows are read and written with Core instead, and
+    the mutation gets plain (transient) ``Job`` and ``FeatureRun`` objects made from them.
+    """
+
+    def __init__(self) -> None:
+        jobs, runs = cast(Table, Job.__table__), cast(Table, FeatureRun.__table__)
+        # Attribute name -> column name, for every mapped column (they may differ).
+        self.job_columns = {prop.key: prop.columns[0].name for prop in Job.__mapper__.column_attrs}
+        self.run_columns = {
+            prop.key: prop.columns[0].name for prop in FeatureRun.__mapper__.column_attrs
+        }
+        # The version bump takes the row lock (the write lock on SQLite) and returns the
+        # locked row: one round trip for the lock and the job.
+        self.bump = (
+            update(jobs)
+            .where(jobs.c.id == bindparam("locked_id"))
+            .values(version=jobs.c.version + 1)
+            .returning(*jobs.c)
+        )
+        self.load_runs = (
+            select(runs).where(runs.c.job_id == bindparam("of_job")).order_by(runs.c.position)
+        )
+        self.jobs, self.runs = jobs, runs
+
+    def job(self, row: Any) -> tuple[Job, dict[str, Any]]:
+        """A transient job from its row, and the row's values by attribute."""
+        values = {key: row._mapping[column] for key, column in self.job_columns.items()}
+        return Job(**values), values
+
+    def run(self, row: Any) -> tuple[FeatureRun, dict[str, Any]]:
+        """A transient feature run from its row, and the row's values by attribute."""
+        values = {key: row._mapping[column] for key, column in self.run_columns.items()}
+        return FeatureRun(**values), values
+
+    def write_run(self, session: Session, run: FeatureRun, before: dict[str, Any]) -> None:
+        """Update the run's row, keyed by (job, feature), with the attributes the mutation
+        changed, if any (the row exists from the job's creation: nothing to insert)."""
+        changed = _changed(run, before, self.run_columns)
+        if changed:
+            session.execute(
+                update(self.runs)
+                .where(self.runs.c.job_id == run.job_id, self.runs.c.feature == run.feature)
+                .values(changed)
+            )
+
+    def write_job(self, session: Session, job: Job, before: dict[str, Any]) -> None:
+        """Update the job's row with the attributes that changed (status at least)."""
+        changed = _changed(job, before, self.job_columns)
+        if changed:
+            session.execute(update(self.jobs).where(self.jobs.c.id == job.id).values(changed))
+
+
+def _changed(obj: Any, before: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    # A JSON value replaced by an equal one is no change, as for the ORM.
+    return {
+        columns[key]: value
+        for key, original in before.items()
+        if (value := getattr(obj, key)) != original
+    }
+
+
+_rows: _Rows | None = None
+
+
+def _statements() -> _Rows:
+    global _rows
+    if _rows is None:
+        _rows = _Rows()
+    return _rows
 
 
 def change_job(
@@ -115,15 +179,20 @@ def change_job(
     the new state is published once it has.
 
     ``mutate`` gets the job and its feature runs by name, changes them, and returns the
-    events to publish. A ``job`` event is added whenever the job's status changes.
+    events to publish; it may use ``session`` for other rows. The objects are not in the
+    session (the rows are written with Core, see :class:`_Rows`): what ``mutate`` changes
+    on them is written here, and the job returned is a plain object with its features.
+    A ``job`` event is added whenever the job's status changes.
     """
-    version = session.execute(_BUMP_VERSION, {"job_id": job_id}).scalar_one_or_none()
-    if version is None:
+    rows = _statements()
+    locked = session.execute(rows.bump, {"locked_id": job_id}).one_or_none()
+    if locked is None:
         raise NotFound(f"job {job_id} does not exist")
-    job = session.scalars(_LOAD_JOB, {"job_id": job_id}).one()
+    job, job_before = rows.job(locked)
+    loaded = [rows.run(row) for row in session.execute(rows.load_runs, {"of_job": job_id})]
+    job.features = [run for run, _values in loaded]
     runs = {run.feature: run for run in job.features}
     events = mutate(job, runs)
-    session.flush()
     status, progress = aggregate(list(runs.values()))
     previous = job.status
     job.status = status.value
@@ -135,10 +204,13 @@ def change_job(
     elif previous in FINAL_JOB_STATUSES and status not in FINAL_JOB_STATUSES:
         # A retried feature makes a finished job run again: it is not finished any more.
         job.finished_at = None
-    session.flush()
+    for run, before in loaded:
+        rows.write_run(session, run, before)
+    rows.write_job(session, job, job_before)
     if status.value != previous or status in FINAL_JOB_STATUSES:
         events.append(job_event(job))
     if bus is not None:
         snapshot = job_resource(job)
+        version = job.version
         on_commit(session, lambda: bus.publish(str(job_id), version, snapshot, events))
     return job

@@ -65,9 +65,17 @@ def find_by_idempotency_key(
 
 
 def add_job(
-    session: Session, new: NewJob, *, idempotency_key: str | None = None, enqueued: bool = False
+    session: Session,
+    new: NewJob,
+    *,
+    idempotency_key: str | None = None,
+    enqueued: bool = False,
+    job_id: uuid.UUID | None = None,
 ) -> Job:
     """Add a job and one feature row per feature to ``session`` (flushed, not committed).
+
+    ``job_id``: the id to give it, for a caller that must know it before (a new one
+    otherwise).
 
     ``enqueued``: the caller sends the job's features right after committing, so the
     row says so from the start (``enqueued_at`` now, ``enqueue_count`` 1): the creation
@@ -75,7 +83,7 @@ def add_job(
     """
     now = utcnow()
     job = Job(
-        id=uuid.uuid4(),
+        id=job_id or uuid.uuid4(),
         kind=new.kind.value,
         status="queued",
         progress=0.0,

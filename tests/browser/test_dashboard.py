@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
@@ -27,10 +28,15 @@ WAIT_S = 60
 
 
 def wait_until(driver: webdriver.Chrome, check: Callable[[], Any], what: str) -> Any:
-    """Poll the page until ``check`` is truthy, then return what it returned."""
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(
-        lambda _driver: check(), message=f"the page never showed {what}"
+    """Poll the page until ``check`` is truthy, then return what it returned.
+
+    The page redraws itself as the job moves on: an element found just before a redraw
+    is stale by the time it is read, and the next poll finds its replacement.
+    """
+    waiting = WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
     )
+    return waiting.until(lambda _driver: check(), message=f"the page never showed {what}")
 
 
 def log_in(driver: webdriver.Chrome, stack: RefractStack, key: str, shots: Path) -> None:

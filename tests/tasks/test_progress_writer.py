@@ -7,10 +7,13 @@ next report. ``execute_feature`` runs in-process with the stub backend and a wri
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from refract.core.models import FeatureRun, Job
@@ -166,3 +169,51 @@ def test_a_report_not_yet_written_is_published_with_the_outcome(
     ]
     assert seen[-2:] == [("asking the model", 0.4), ("finished", 1.0)]
     assert runs(services, job_id)["summary"].progress == 1.0
+
+
+def test_a_report_being_written_is_committed_before_the_outcome(
+    services: WorkerServices,
+    make_job: MakeJob,
+    backend: StubBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race that used to drop a step: the writer has taken the report, the run
+    finishes before that write commits. The outcome now waits for the write."""
+    job_id = video_job(make_job)
+    writer = progress_writer(services)
+    writing, release = threading.Event(), threading.Event()
+    write = writer._write
+
+    def slow_write(job: uuid.UUID, reports: Any) -> None:
+        writing.set()
+        assert release.wait(10)
+        write(job, reports)
+
+    monkeypatch.setattr(writer, "_write", slow_write)
+    finished: list[float] = []
+
+    def work(ctx: FeatureContext) -> ModelReply:
+        ctx.report(0.4, "asking the model")
+        assert writing.wait(10)  # taken by the writer, not written yet
+        return summarize(ctx)
+
+    def release_later() -> None:
+        assert writing.wait(10)
+        time.sleep(0.2)  # the run reaches its outcome meanwhile, and must wait
+        finished.append(time.monotonic())
+        release.set()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    outcome = execute_feature(services, job_id, "summary", "task-1", work, writer=writer)
+    stored_at = time.monotonic()
+    releaser.join()
+
+    assert outcome["outcome"] == "succeeded"
+    assert finished and stored_at > finished[0]
+    seen = [
+        (e.data.get("step"), e.data["progress"])
+        for e in services.bus.read(job_id)
+        if e.type == "feature"
+    ]
+    assert seen[-2:] == [("asking the model", 0.4), ("finished", 1.0)]
