@@ -107,6 +107,10 @@ class _Rows:
 
     def __init__(self) -> None:
         jobs, runs = cast(Table, Job.__table__), cast(Table, FeatureRun.__table__)
+        self.job_class, self.run_class = (
+            Job.__mapper__.class_manager,
+            FeatureRun.__mapper__.class_manager,
+        )
         # Attribute name -> column name, for every mapped column (they may differ).
         self.job_columns = {prop.key: prop.columns[0].name for prop in Job.__mapper__.column_attrs}
         self.run_columns = {
@@ -123,34 +127,44 @@ class _Rows:
         self.load_runs = (
             select(runs).where(runs.c.job_id == bindparam("of_job")).order_by(runs.c.position)
         )
-        self.jobs, self.runs = jobs, runs
+        # The SET clause comes from the parameters given (the changed columns), so the
+        # statements are built once; Core compiles each set of columns once and caches it.
+        self.update_run = update(runs).where(
+            runs.c.job_id == bindparam("key_job"), runs.c.feature == bindparam("key_feature")
+        )
+        self.update_job = update(jobs).where(jobs.c.id == bindparam("key_id"))
 
     def job(self, row: Any) -> tuple[Job, dict[str, Any]]:
         """A transient job from its row, and the row's values by attribute."""
         values = {key: row._mapping[column] for key, column in self.job_columns.items()}
-        return Job(**values), values
+        return _transient(self.job_class, values), values
 
     def run(self, row: Any) -> tuple[FeatureRun, dict[str, Any]]:
         """A transient feature run from its row, and the row's values by attribute."""
         values = {key: row._mapping[column] for key, column in self.run_columns.items()}
-        return FeatureRun(**values), values
+        return _transient(self.run_class, values), values
 
     def write_run(self, session: Session, run: FeatureRun, before: dict[str, Any]) -> None:
         """Update the run's row, keyed by (job, feature), with the attributes the mutation
         changed, if any (the row exists from the job's creation: nothing to insert)."""
         changed = _changed(run, before, self.run_columns)
         if changed:
-            session.execute(
-                update(self.runs)
-                .where(self.runs.c.job_id == run.job_id, self.runs.c.feature == run.feature)
-                .values(changed)
-            )
+            keys = {"key_job": run.job_id, "key_feature": run.feature}
+            session.execute(self.update_run, {**changed, **keys})
 
     def write_job(self, session: Session, job: Job, before: dict[str, Any]) -> None:
         """Update the job's row with the attributes that changed (status at least)."""
         changed = _changed(job, before, self.job_columns)
         if changed:
-            session.execute(update(self.jobs).where(self.jobs.c.id == job.id).values(changed))
+            session.execute(self.update_job, {**changed, "key_id": job.id})
+
+
+def _transient(manager: Any, values: dict[str, Any]) -> Any:
+    # As the ORM's own loader fills an instance: straight into its __dict__, without the
+    # constructor's per-attribute events (a change made afterwards is seen as usual).
+    obj = manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def _changed(obj: Any, before: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

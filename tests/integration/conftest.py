@@ -46,8 +46,12 @@ def stack(
     fake_youtube: FakeYouTube,
     database_url: str,
     redis_server: RedisServer,
+    request: pytest.FixtureRequest,
 ) -> Iterator[RefractStack]:
-    """``refract up`` on the run's Redis, with Gemini and YouTube pointed at the fakes."""
+    """``refract up`` on the run's Redis, with Gemini and YouTube pointed at the fakes.
+
+    A test module may set ``STACK_ENV`` (a dict) to change or add settings for its stack.
+    """
     with redis_server.fresh_database(RedisDb.STACK) as redis_url:
         workdir = tmp_path_factory.mktemp("stack")
         env = {
@@ -71,6 +75,7 @@ def stack(
             "REFRACT_YOUTUBE_THUMBNAIL_URL": fake_youtube.thumbnail_url,
             "REFRACT_YOUTUBE_TIMEOUT_S": "3",
             "REFRACT_YOUTUBE_TRANSCRIPTS": "false",
+            **getattr(request.module, "STACK_ENV", {}),
         }
         with RefractStack(env, workdir) as running:
             yield running

@@ -19,6 +19,10 @@ from refract.jobs.store import NewJob, add_job
 from tests.support.bodies import make_source
 from tests.support.stack import RefractStack, wait_for_job
 
+# The reconciler sends a card whose inputs finished more than a heartbeat timeout ago:
+# heartbeats every second, lost after four (not the default 30 s of waiting).
+STACK_ENV = {"REFRACT_HEARTBEAT_INTERVAL_S": "1", "REFRACT_HEARTBEAT_TIMEOUT_S": "4"}
+
 pytestmark = pytest.mark.integration
 
 
