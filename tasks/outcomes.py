@@ -2,10 +2,10 @@
 database does meanwhile.
 
 The outcome is written to the feature's row, keyed by (job, feature), under the job's
-row lock, only while the run still owns the feature. A model's answer has been paid for, so a
-database error on the way (a restart, a dropped connection) is retried with backoff for
-up to ``store_retry_s`` before the run gives up; an image written for an attempt whose
-transaction failed is removed, so nothing is left behind.
+row lock, only while the run still owns the feature. A model's answer has been paid
+for, so a database error on the way (a restart, a dropped connection) is retried with
+backoff for up to ``store_retry_s`` before the run gives up; an image written for an
+attempt whose transaction failed is removed, so nothing is left behind.
 """
 
 from __future__ import annotations

@@ -176,6 +176,8 @@ def _changed(obj: Any, before: dict[str, Any], columns: dict[str, str]) -> dict[
     }
 
 
+# Built on first use, when the mappers are configured (not at import). Two threads that
+# build it at once build the same thing; either one is kept.
 _rows: _Rows | None = None
 
 
