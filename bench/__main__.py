@@ -60,18 +60,6 @@ def client_key(api_env: dict[str, str]) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
-def video_job(api: str, auth: dict[str, str], *, title_suffix: str = "") -> str:
-    """Submit a one-feature video job (``examples/video.json``); its id."""
-    from launch.targets import load_source
-
-    source = load_source(EXAMPLES / "video.json")
-    source["title"] = f"{source['title']}{title_suffix}"
-    body = {"kind": "video", "source": source, "features": ["summary"]}
-    response = httpx.post(f"{api}/api/v1/jobs", json=body, headers=auth, timeout=30)
-    response.raise_for_status()
-    return str(response.json()["id"])
-
-
 # Each row's measure: given the stack (None for rows that bring their own), the client's
 # headers and the arguments. Imported when chosen, so a row's needs stay its own.
 Measure = Callable[["BenchStack | None", dict[str, str], argparse.Namespace], list[Row]]
@@ -120,6 +108,7 @@ def streams_rows(
     st: BenchStack | None, auth: dict[str, str], args: argparse.Namespace
 ) -> list[Row]:
     """Open event streams on a job the fake holds running, reads beside them."""
+    from bench.api import video_job
     from bench.stack import HOLD_TEXT
     from bench.streams import measure_streams
 

@@ -149,13 +149,21 @@ def measure_reads(
     return rows
 
 
-def finished_job(api: str, auth: dict[str, str]) -> str:
-    """Submit a one-feature video job (``examples/video.json``) and wait until it is
-    final (at most a minute); its id."""
-    body = {**VIDEO, "source": load_source(EXAMPLES / "video.json")}
+def video_job(api: str, auth: dict[str, str], *, title_suffix: str = "") -> str:
+    """Submit a one-feature video job (``examples/video.json``, its title ending in
+    ``title_suffix``); its id."""
+    source = load_source(EXAMPLES / "video.json")
+    source["title"] = f"{source['title']}{title_suffix}"
+    body = {**VIDEO, "source": source}
     created = httpx.post(f"{api}/api/v1/jobs", json=body, headers=auth, timeout=30)
     created.raise_for_status()
-    job_id = str(created.json()["id"])
+    return str(created.json()["id"])
+
+
+def finished_job(api: str, auth: dict[str, str]) -> str:
+    """Submit a one-feature video job (:func:`video_job`) and wait until it is final (at
+    most a minute); its id."""
+    job_id = video_job(api, auth)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         job = httpx.get(f"{api}/api/v1/jobs/{job_id}", headers=auth, timeout=10).json()

@@ -15,6 +15,7 @@ that stops there has missed nothing).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -176,16 +177,10 @@ def _changed(obj: Any, before: dict[str, Any], columns: dict[str, str]) -> dict[
     }
 
 
-# Built on first use, when the mappers are configured (not at import). Two threads that
-# build it at once build the same thing; either one is kept.
-_rows: _Rows | None = None
-
-
+@functools.cache
 def _statements() -> _Rows:
-    global _rows
-    if _rows is None:
-        _rows = _Rows()
-    return _rows
+    # Built on first use, when the mappers are configured (not at import).
+    return _Rows()
 
 
 def change_job(
