@@ -31,6 +31,7 @@ import httpx
 
 from bench.stack import BenchStack, bench_stack
 from bench.table import Row, markdown
+from bench.videos import FORMS
 from refract.core.logs import configure_logging
 from refract.core.settings import Settings
 
@@ -73,7 +74,7 @@ def latency_rows(
 
     assert st is not None
     return [
-        measure_latency(st.api, kind, args.runs, st.model_latency, auth)
+        measure_latency(st.api, kind, args.runs, st.model_latency, auth, args.video_form)
         for kind in ("video", "photo")
     ]
 
@@ -83,7 +84,11 @@ def fanout_rows(st: BenchStack | None, auth: dict[str, str], args: argparse.Name
     from bench.fanout import measure_fanout
 
     assert st is not None
-    return [measure_fanout(st.api, args.jobs, st.worker_threads, st.model_latency, auth)]
+    return [
+        measure_fanout(
+            st.api, args.jobs, st.worker_threads, st.model_latency, auth, form=args.video_form
+        )
+    ]
 
 
 def reads_rows(st: BenchStack | None, auth: dict[str, str], args: argparse.Namespace) -> list[Row]:
@@ -101,7 +106,7 @@ def submissions_rows(
     from bench.submissions import measure_submissions
 
     assert st is not None
-    return [measure_submissions(st.api, st.bare, auth, 300, 8)]
+    return [measure_submissions(st.api, st.bare, auth, 300, 8, form=args.video_form)]
 
 
 def streams_rows(
@@ -185,9 +190,15 @@ def main() -> None:
     parser.add_argument(
         "--worker-processes", type=int, default=os.cpu_count() or 1, help="threads split over"
     )
-    parser.add_argument("--runs", type=int, default=4, help="single jobs per kind, after one")
+    parser.add_argument("--runs", type=int, default=8, help="single jobs per kind, after one")
     parser.add_argument("--jobs", type=int, default=48, help="video jobs at once")
     parser.add_argument("--seconds", type=float, default=5.0, help="per read measure")
+    parser.add_argument(
+        "--video-form",
+        choices=FORMS,
+        default="link",
+        help="video jobs as a YouTube link each (as from a booth) or the material inline",
+    )
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--visitors", type=int, default=100, help="the same video at once")
     args = parser.parse_args()

@@ -11,8 +11,10 @@ Beside it, for context, the booth-style baseline: the same number of calls throu
 google-genai SDK from a thread pool of ``T`` threads straight at the same fake Gemini
 (no queue, no database, no progress), ideal ÷ wall.
 
-Against a running stack whose Gemini is the fake with a known latency and whose worker
-runs ``T`` threads (``REFRACT_WORKER_CONCURRENCY`` or ``refract up --concurrency``):
+Each job is a YouTube link, as a booth sends it, or with ``--form source`` the video's
+material inline (see :mod:`bench.videos`). Against a running stack whose Gemini is the
+fake with a known latency (and whose YouTube knows the links) and whose worker runs ``T``
+threads (``REFRACT_WORKER_CONCURRENCY`` or ``refract up --concurrency``):
 
     python -m bench.fanout --api http://127.0.0.1:8000 --jobs 48 --threads 24 \
         --model-latency 1.0 --gemini http://127.0.0.1:PORT
@@ -25,16 +27,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.table import Row
-from launch.targets import load_source
+from bench.videos import FORMS, video_bodies
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CALLS_PER_JOB = 3  # summary, comments, thumbnail
 # Between rounds of conditional reads. The crowd's end is read from the jobs' own
 # timestamps, not from when a poll saw it, so polling slowly costs the measure nothing,
@@ -42,8 +42,8 @@ CALLS_PER_JOB = 3  # summary, comments, thumbnail
 POLL_S = 0.5
 
 
-def _submit(http: httpx.Client, source: dict[str, Any]) -> str:
-    response = http.post("/api/v1/jobs", json={"kind": "video", "source": source})
+def _submit(http: httpx.Client, body: dict[str, Any]) -> str:
+    response = http.post("/api/v1/jobs", json=body)
     response.raise_for_status()
     return str(response.json()["id"])
 
@@ -58,20 +58,22 @@ class Crowd:
     span_s: float
 
 
-def run_crowd(api: str, jobs: int, auth: dict[str, str], *, timeout_s: float = 300.0) -> Crowd:
-    """Submit ``jobs`` video jobs at once and wait until all are final.
+def run_crowd(
+    api: str, jobs: int, auth: dict[str, str], *, form: str = "link", timeout_s: float = 300.0
+) -> Crowd:
+    """Submit ``jobs`` video jobs of ``form`` at once and wait until all are final.
 
     Submissions go out from a pool of clients at once; each job is then followed by
     conditional reads (``If-None-Match``) until its status is final. A job that did not
     succeed is reported (the ratio would flatter a run that lost work).
     """
-    source = load_source(EXAMPLES / "video.json")
+    bodies = video_bodies(jobs, form)
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     with httpx.Client(base_url=api, headers=auth, timeout=60, limits=limits) as http:
         started = time.perf_counter()
         started_at = datetime.now(UTC)
         with ThreadPoolExecutor(max_workers=min(jobs, 16)) as pool:
-            ids = list(pool.map(lambda _n: _submit(http, source), range(jobs)))
+            ids = list(pool.map(lambda body: _submit(http, body), bodies))
         submitted = time.perf_counter() - started
         etags: dict[str, str] = {}
         pending = set(ids)
@@ -149,13 +151,15 @@ def measure_fanout(
     auth: dict[str, str],
     *,
     gemini: str | None = None,
+    form: str = "link",
 ) -> Row:
-    """The fan-out row: ideal ÷ wall for ``jobs`` video jobs on ``threads`` threads, and
+    """The fan-out row: ideal ÷ wall for ``jobs`` video jobs of ``form`` (see
+    :mod:`bench.videos`) on ``threads`` threads, and
     the booth-style thread pool's ratio as baseline: against ``gemini`` (the stack's
     fake's URL) if given, else against a fake of its own with the same latency."""
     calls = jobs * CALLS_PER_JOB
     ideal = calls * model_latency / threads
-    crowd = run_crowd(api, jobs, auth)
+    crowd = run_crowd(api, jobs, auth, form=form)
     wall = crowd.wall_s
     ratio = ideal / wall
     if gemini is not None:
@@ -195,13 +199,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=48)
     parser.add_argument("--threads", type=int, default=24)
     parser.add_argument("--model-latency", type=float, default=1.0)
+    parser.add_argument("--form", choices=FORMS, default="link", help="what each job carries")
     parser.add_argument(
         "--gemini", default=None, help="a fake Gemini for the baseline (default: its own)"
     )
     args = parser.parse_args()
     auth = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     row = measure_fanout(
-        args.api, args.jobs, args.threads, args.model_latency, auth, gemini=args.gemini
+        args.api,
+        args.jobs,
+        args.threads,
+        args.model_latency,
+        auth,
+        gemini=args.gemini,
+        form=args.form,
     )
     print(f"{row.what}: {row.measured}; baseline {row.baseline}; goal {row.goal}")
 

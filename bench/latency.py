@@ -12,7 +12,10 @@ delay in the measure), then reads the job's timestamps to say where the time wen
   reports, storing the outcome);
 - *to final*: from the last feature's end to the final event reaching the client.
 
-Against a running stack whose Gemini is the fake with a known latency:
+A video job is a YouTube link (a new video each run), as a booth sends it, or with
+``--form source`` the video's material inline (see :mod:`bench.videos`). Against a
+running stack whose Gemini is the fake with a known latency (and whose YouTube knows
+the links):
 
     python -m tests.support.fakes.gemini --latency 1.0     # prints REFRACT_GEMINI_BASE_URL
     REFRACT_GEMINI_BASE_URL=... GEMINI_API_KEY=x refract up --port 8000 &
@@ -31,8 +34,8 @@ from typing import Any
 import httpx
 
 from bench.table import Row
+from bench.videos import FORMS, video_bodies
 from launch.client import events
-from launch.targets import load_source
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -41,11 +44,12 @@ def _at(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def one_job(http: httpx.Client, kind: str) -> dict[str, Any]:
-    """Submit one job, follow it to its final event; timings in seconds."""
+def one_job(http: httpx.Client, kind: str, form: str = "link") -> dict[str, Any]:
+    """Submit one job (a video job of ``form``), follow it to its final event; timings
+    in seconds."""
+    body = video_bodies(1, form)[0]
     started = time.perf_counter()
     if kind == "video":
-        body = {"kind": "video", "source": load_source(EXAMPLES / "video.json")}
         response = http.post("/api/v1/jobs", json=body)
     else:
         photo = (EXAMPLES / "astronaut.png").read_bytes()
@@ -87,18 +91,24 @@ def _between(start: str | None, end: str | None) -> float | None:
 
 
 def measure_latency(
-    api: str, kind: str, runs: int, model_latency: float, auth: dict[str, str]
+    api: str,
+    kind: str,
+    runs: int,
+    model_latency: float,
+    auth: dict[str, str],
+    form: str = "link",
 ) -> Row:
     """The row for one ``kind`` ("video" or "photo") job alone: submit to final ÷ its
     floor (one model latency for a video, two for a photo card), over ``runs`` runs after
-    a first one that warms the path up and is not counted; met on the median."""
+    a first one that warms the path up and is not counted; met on the median. A video
+    job is of ``form`` (see :mod:`bench.videos`)."""
     floor = model_latency * (1 if kind == "video" else 2)
     ratios: list[float] = []
     parts: list[dict[str, Any]] = []
     with httpx.Client(base_url=api, headers=auth, timeout=60) as http:
-        one_job(http, kind)  # the warm-up: first connections, first imports, caches
+        one_job(http, kind, form)  # the warm-up: first connections, first imports, caches
         for _ in range(runs):
-            seen = one_job(http, kind)
+            seen = one_job(http, kind, form)
             ratios.append(seen["total_s"] / floor)
             parts.append(seen)
     median = statistics.median(ratios)
@@ -134,6 +144,7 @@ def main() -> None:
     parser.add_argument("--api", required=True)
     parser.add_argument("--key", default=None)
     parser.add_argument("--kind", choices=["video", "photo"], default="video")
+    parser.add_argument("--form", choices=FORMS, default="link", help="what a video job carries")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model-latency", type=float, default=1.0)
     args = parser.parse_args()
@@ -143,7 +154,7 @@ def main() -> None:
     totals = []
     with httpx.Client(base_url=args.api, headers=headers, timeout=60) as http:
         for n in range(args.runs):
-            seen = one_job(http, args.kind)
+            seen = one_job(http, args.kind, args.form)
             totals.append(seen["total_s"])
             runs = ", ".join(
                 f"{name} {seconds:.3f}s (+{seconds - args.model_latency:.3f})"

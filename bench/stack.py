@@ -1,11 +1,11 @@
 """Everything the one-command bench runs against, started and stopped by the bench.
 
-A fake Gemini in its own process (so the bench's clients do not share its interpreter),
-its own redis-server, a fresh Postgres database, ``refract up`` (the API as gunicorn
-2 workers x 16 threads, a Celery worker with ``worker_threads`` threads, beat), ``refract
-events`` (gevent, for event streams) and the bare Flask baseline under the API's gunicorn
-shape. Everything binds 127.0.0.1 on free ports; everything is stopped, and the database
-dropped, when the block ends.
+A fake Gemini and a fake YouTube in processes of their own (so the bench's clients do
+not share their interpreter), its own redis-server, a fresh Postgres database, ``refract
+up`` (the API as gunicorn 2 workers x 16 threads, a Celery worker with
+``worker_threads`` threads, beat), ``refract events`` (gevent, for event streams) and
+the bare Flask baseline under the API's gunicorn shape. Everything binds 127.0.0.1 on
+free ports; everything is stopped, and the database dropped, when the block ends.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from tests.support.stack import RefractStack, clean_environ
 # the fake answers its requests only after HOLD_S.
 HOLD_TEXT = "refract-bench-hold-open"
 HOLD_S = 40.0
+# Comments per video on the fake YouTube: a page of what a booth's video gets.
+YOUTUBE_COMMENTS = 40
 
 
 @dataclass(frozen=True)
@@ -48,28 +50,27 @@ class BenchStack:
 
 
 @contextmanager
-def fake_gemini_process(latency_s: float) -> Iterator[str]:
-    """``python -m tests.support.fakes.gemini`` in a child process; its base URL."""
+def fake_process(module: str, *args: str) -> Iterator[dict[str, str]]:
+    """``python -m <module> <args>`` (a fake of ``tests.support.fakes``) in a child
+    process, for the block; the settings it prints (``NAME=value`` lines up to an empty
+    one) that point Refract at it."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.fakes.gemini",
-            "--latency",
-            str(latency_s),
-            "--hold",
-            f"{HOLD_TEXT}={HOLD_S}",
-        ],
+        [sys.executable, "-m", module, *args],
         stdout=subprocess.PIPE,
         text=True,
         env={**clean_environ(), "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line.startswith("REFRACT_GEMINI_BASE_URL="):
-            raise RuntimeError(f"the fake Gemini did not start: {line!r}")
-        yield line.split("=", 1)[1]
+        settings: dict[str, str] = {}
+        while line := process.stdout.readline().strip():
+            name, sep, value = line.partition("=")
+            if not sep:
+                raise RuntimeError(f"{module} did not start: {line!r}")
+            settings[name] = value
+        if not settings:
+            raise RuntimeError(f"{module} did not start (exit code {process.poll()})")
+        yield settings
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -77,6 +78,17 @@ def fake_gemini_process(latency_s: float) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def fake_gemini_process(latency_s: float) -> AbstractContextManager[dict[str, str]]:
+    """The fake Gemini answering after ``latency_s``, holding ``HOLD_TEXT``'s requests."""
+    hold = f"{HOLD_TEXT}={HOLD_S}"
+    return fake_process("tests.support.fakes.gemini", "--latency", str(latency_s), "--hold", hold)
+
+
+def fake_youtube_process() -> AbstractContextManager[dict[str, str]]:
+    """The fake YouTube, serving every well-formed video id (the crowd's links)."""
+    return fake_process("tests.support.fakes.youtube", "--any-video", str(YOUTUBE_COMMENTS))
 
 
 @contextmanager
@@ -115,16 +127,21 @@ def events_process(env: dict[str, str], workdir: Path) -> Iterator[str]:
             process.wait()
 
 
-def stack_env(database_url: str, redis_url: str, gemini_url: str, workdir: Path) -> dict[str, str]:
-    """The stack's whole configuration: Postgres, Redis, the Gemini SDK to the fake."""
+def stack_env(
+    database_url: str, redis_url: str, fakes: dict[str, str], workdir: Path
+) -> dict[str, str]:
+    """The stack's whole configuration: Postgres, Redis, the Gemini SDK and YouTube's
+    clients to the fakes (``fakes``: the settings they printed)."""
     return {
         **clean_environ(),
+        **fakes,
         "PYTHONUNBUFFERED": "1",
         "REFRACT_DATABASE_URL": database_url,
         "REFRACT_REDIS_URL": redis_url,
         "REFRACT_MODEL_BACKEND": "gemini",
         "GEMINI_API_KEY": "bench-key",
-        "REFRACT_GEMINI_BASE_URL": gemini_url,
+        # youtube.com's caption endpoint cannot be pointed at a fake.
+        "REFRACT_YOUTUBE_TRANSCRIPTS": "false",
         "REFRACT_MEDIA_DIR": str(workdir / "media"),
         # Keys on, as at an event: every request is authenticated and counted.
         "REFRACT_AUTH": "required",
@@ -149,7 +166,8 @@ def bench_stack(
         redis = stack.enter_context(EmbeddedRedis(workdir / "redis"))
         database_url = stack.enter_context(PostgresServer().fresh_database("refract_bench"))
         gemini = stack.enter_context(fake_gemini_process(model_latency))
-        env = stack_env(database_url, redis.url, gemini, workdir)
+        youtube = stack.enter_context(fake_youtube_process())
+        env = stack_env(database_url, redis.url, {**gemini, **youtube}, workdir)
         # The worker threads split over one process per core: one GIL each.
         env["REFRACT_WORKER_PROCESSES"] = str(worker_processes)
         per_process = max(1, worker_threads // worker_processes)
@@ -164,7 +182,7 @@ def bench_stack(
             env=refract.env,
             events=events,
             bare=bare,
-            gemini=gemini,
+            gemini=gemini["REFRACT_GEMINI_BASE_URL"],
             model_latency=model_latency,
             worker_threads=worker_threads,
         )

@@ -1,11 +1,12 @@
 """The API's submission row: ``POST /api/v1/jobs`` from a crowd while the workers run them.
 
-Submits ``count`` video jobs (``examples/video.json``, each with its own title) from
-``clients`` keep-alive client threads, first to the bare Flask baseline (``bench/bare.py``:
-parse the body, answer 202 with a job-sized body and a ``Location``), then to Refract,
-whose workers start running the jobs while the rest are still being submitted. Compares
-the rates and reports Refract's p99 (:func:`measure_submissions`, one
-:class:`~bench.table.Row`). Against a running stack:
+Submits ``count`` video jobs from ``clients`` keep-alive client threads, first to the
+bare Flask baseline (``bench/bare.py``: parse the body, answer 202 with a job-sized body
+and a ``Location``), then to Refract, whose workers start running the jobs while the rest
+are still being submitted. Compares the rates and reports Refract's p99
+(:func:`measure_submissions`, one :class:`~bench.table.Row`). Each job is a YouTube
+link, as a booth sends it, or with ``--form source`` the video's material inline (see
+:mod:`bench.videos`). Against a running stack:
 
     refract up --port 8000 &
     python -m bench.submissions --api http://127.0.0.1:8000 [--key <client key>]
@@ -20,7 +21,6 @@ import argparse
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,10 +28,9 @@ import httpx
 from bench.api import bare_flask, ratio_row
 from bench.clients import run_clients
 from bench.table import Row, markdown, p99
-from launch.targets import load_source
+from bench.videos import FORMS, video_bodies
 from refract.jobs.catalog import FINAL_JOB_STATUSES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GOAL_RATIO = 0.2
 GOAL_P99_MS = 50.0
 
@@ -63,16 +62,6 @@ def submit_all(
     return load.rate, p99(load.latencies) * 1000, locations
 
 
-def video_bodies(count: int) -> list[dict[str, Any]]:
-    """``count`` video jobs of ``examples/video.json``, each titled apart (so that none is
-    answered as another's duplicate)."""
-    source = load_source(EXAMPLES / "video.json")
-    return [
-        {"kind": "video", "source": {**source, "title": f"{source['title']} #{n}"}}
-        for n in range(count)
-    ]
-
-
 def drain(api: str, locations: list[str], auth: dict[str, str], limit_s: float) -> None:
     """Wait (at most ``limit_s``) until every job at ``locations`` is final."""
     deadline = time.monotonic() + limit_s
@@ -91,17 +80,19 @@ def measure_submissions(
     count: int = 300,
     clients: int = 8,
     drain_s: float = 180.0,
+    form: str = "link",
 ) -> Row:
     """``count`` video jobs from ``clients`` threads to Refract (its workers running
     them meanwhile) beside bare Flask (running at ``bare``): the ratio of the rates and
-    Refract's p99. Waits (at most ``drain_s``) for the jobs to finish before returning."""
-    bodies = video_bodies(count)
+    Refract's p99, for video jobs of ``form`` (:mod:`bench.videos`). Waits (at most
+    ``drain_s``) for the jobs to finish before returning."""
+    bodies = video_bodies(count, form)
     base_rate, base_p99, _ = submit_all(bare, bodies, {}, clients)
     rate, p99, locations = submit_all(api, bodies, auth, clients)
     drain(api, locations, auth, drain_s)
     row = ratio_row(
-        f"{count} submissions from {clients} clients while the workers run them: "
-        "rate ÷ bare Flask's; p99",
+        f"{count} submissions from {clients} clients while the workers run them"
+        f"{'' if form == 'link' else ' (the material inline)'}: rate ÷ bare Flask's; p99",
         GOAL_RATIO,
         (rate, p99),
         (base_rate, base_p99),
@@ -118,6 +109,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--drain", type=float, default=180.0, help="seconds to wait after")
+    parser.add_argument("--form", choices=FORMS, default="link", help="what each job carries")
     parser.add_argument("--bare", default=None, help="a running bare Flask (else started)")
     parser.add_argument("--bare-port", type=int, default=8899)
     args = parser.parse_args()
@@ -125,7 +117,9 @@ def main() -> None:
     auth = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     with ExitStack() as stack:
         bare = args.bare or stack.enter_context(bare_flask(args.bare_port, 2, 16))
-        row = measure_submissions(args.api, bare, auth, args.count, args.clients, args.drain)
+        row = measure_submissions(
+            args.api, bare, auth, args.count, args.clients, args.drain, args.form
+        )
     print(markdown([row]))
 
 

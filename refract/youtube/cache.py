@@ -93,15 +93,21 @@ class MaterialCache:
         lock_ttl_s: float = 30.0,
         wait_s: float = 30.0,
         poll_s: float = 0.05,
+        first_poll_s: float = 0.004,
         prefix: str = KEY_PREFIX,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``wait_s``: how long a job waits for another job's fetch before fetching itself."""
+        """``wait_s``: how long a job waits for another job's fetch before fetching itself;
+        it looks again after ``first_poll_s``, then twice as long each time, up to
+        ``poll_s``."""
         self.redis = redis_client
         self.ttl_s = ttl_s
         self.error_ttl_s = min(error_ttl_s, ttl_s)
         self.lock_ms = max(1, int(lock_ttl_s * 1000))
         self.wait_s = wait_s
         self.poll_s = poll_s
+        self.first_poll_s = min(first_poll_s, poll_s)
+        self._sleep = sleep
         self.prefix = prefix
         self._look = redis_client.register_script(_LOOK_OR_LOCK) if redis_client else None
         self._release = redis_client.register_script(_RELEASE) if redis_client else None
@@ -153,6 +159,9 @@ class MaterialCache:
         token = uuid.uuid4().hex
         seen = "-"  # the holder whose fetch we are waiting on
         deadline = time.monotonic() + self.wait_s
+        # The features of one job ask for the same material at once, and a fetch often
+        # takes a few milliseconds: a waiter looks again soon, then less and less often.
+        pause = self.first_poll_s
         while True:
             state, payload = (
                 _text(part)
@@ -175,7 +184,8 @@ class MaterialCache:
             if time.monotonic() >= deadline:
                 log.warning("youtube_cache_wait_gave_up", key=key)
                 return self._fetch_and_store(key, None, token, fetch, encode, ttl_of)
-            time.sleep(self.poll_s)
+            self._sleep(pause)
+            pause = min(pause * 2, self.poll_s)
 
     def _fetch_and_store(
         self,

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.bodies import make_source
@@ -37,6 +37,30 @@ def wait_until(driver: webdriver.Chrome, check: Callable[[], Any], what: str) ->
         driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
     )
     return waiting.until(lambda _driver: check(), message=f"the page never showed {what}")
+
+
+def is_gone(element: WebElement) -> bool:
+    """Whether ``element`` has left the document (the page it was on was replaced).
+
+    Chromium reports a node removed mid-command either as a stale element or, when the
+    removal races the inspector, as "Node with given id does not belong to the document".
+    """
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in (error.msg or ""):
+            return True
+        raise
+    return False
+
+
+def wait_replaced(driver: webdriver.Chrome, element: WebElement, what: str) -> None:
+    """Wait until the page that held ``element`` has been replaced by the next one."""
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(
+        lambda _driver: is_gone(element), message=f"the page never moved on after {what}"
+    )
 
 
 def log_in(driver: webdriver.Chrome, stack: RefractStack, key: str, shots: Path) -> None:
@@ -118,7 +142,7 @@ def test_cancel_a_long_job_from_its_page(
 
     button = browser.find_element(By.ID, "cancel-job")
     button.click()
-    WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+    wait_replaced(browser, button, "cancel")
     wait_until(
         browser,
         lambda: browser.find_element(By.ID, "job-status").text == "canceled",
@@ -155,7 +179,7 @@ def test_retry_a_failed_feature_until_it_succeeds(
         button = browser.find_element(By.ID, "retry-summary")
         button.click()
         # The form posts and the page comes back: wait for the new one before reading it.
-        WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+        wait_replaced(browser, button, f"retry {attempt}")
         expected = "failed" if attempt == 1 else "succeeded"
         wait_until(
             browser,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from tests.support.bodies import make_source
 from tests.support.fakes.gemini import FakeGemini, Reply
 from tests.support.images import fixture_bytes
-from tests.support.stack import RefractStack, feature_rows, wait_for_job
+from tests.support.stack import RefractStack, feature_rows, wait_for_job, wait_for_log
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +27,6 @@ def roles(db: Engine, job_id: str) -> list[str]:
     with db.connect() as conn:
         rows = conn.execute(text("SELECT role FROM artifacts WHERE job_id = :id"), {"id": job_id})
         return sorted(row[0] for row in rows)
-
-
-def wait_for_log(stack: RefractStack, line: str, count: int = 1, timeout_s: float = 20) -> None:
-    """Wait until the stack has logged ``line`` ``count`` times."""
-    deadline = time.monotonic() + timeout_s
-    while stack.logs().count(line) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{line!r} never logged:\n{stack.logs()[-3000:]}")
-        time.sleep(0.1)
 
 
 def wait_for_model_call(fake: FakeGemini, marker: str, timeout_s: float = 15) -> None:

@@ -23,7 +23,7 @@ from refract.gateway.prompts import load_prompt
 from tests.support.bodies import make_source
 from tests.support.fakes.gemini import FakeGemini, Reply
 from tests.support.images import fixture_bytes
-from tests.support.stack import RefractStack, feature_rows, wait_for_job
+from tests.support.stack import RefractStack, feature_rows, wait_for_job, wait_for_log
 
 pytestmark = pytest.mark.integration
 
@@ -370,3 +370,10 @@ def test_stalled_clients_hold_no_thread(stack: RefractStack, client: httpx.Clien
     finally:
         for conn in stalled:
             conn.close()
+
+
+def test_the_worker_is_warm_before_its_first_task(stack: RefractStack) -> None:
+    # Its services (the model SDK's client, the first database and Redis connections)
+    # are built when it starts, not by the first visitor's task.
+    wait_for_log(stack, "worker_warmed_up")
+    assert "worker_warm_up_failed" not in stack.logs()

@@ -111,6 +111,15 @@ class RefractStack:
         self.stop()
 
 
+def wait_for_log(stack: RefractStack, line: str, count: int = 1, timeout_s: float = 20) -> None:
+    """Wait until the stack has logged ``line`` ``count`` times."""
+    deadline = time.monotonic() + timeout_s
+    while stack.logs().count(line) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{line!r} never logged:\n{stack.logs()[-3000:]}")
+        time.sleep(0.1)
+
+
 def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
     """Poll the job until it is final and return it."""
     deadline = time.monotonic() + timeout_s

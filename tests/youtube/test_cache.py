@@ -15,7 +15,7 @@ from redis.retry import Retry
 from refract.core.errors import FeatureError
 from refract.core.material import TranscriptLine
 from refract.core.settings import Settings
-from refract.youtube.cache import YouTubeMaterial, quota_day
+from refract.youtube.cache import MaterialCache, YouTubeMaterial, quota_day
 from tests.support.fakes.youtube import FakeYouTube, make_comments
 from tests.support.services import free_port
 from tests.support.youtube import VIDEO, TranscriptCalls
@@ -186,6 +186,24 @@ def test_a_dead_lock_holder_does_not_block_for_long(
     redis_client.set(f"refract:yt:{VIDEO}:metadata:lock", "dead-worker", px=300)
     assert material().metadata(VIDEO).title == "After the lock expired"
     assert len(fake.requests) == 1
+
+
+def test_a_waiter_looks_again_soon_then_less_often(redis_client: redis.Redis[str]) -> None:
+    # Another job holds the fetch lock; the waiter's pauses are recorded, not slept, and
+    # the holder lets go during the sixth: the waiter then takes the lock and fetches.
+    lock_key = f"refract:yt:{VIDEO}:metadata:lock"
+    redis_client.set(lock_key, "another-job", px=30_000)
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 6:
+            redis_client.delete(lock_key)
+
+    cache = MaterialCache(redis_client, 60, first_poll_s=0.004, poll_s=0.05, sleep=pause)
+    fetched = cache.get_or_fetch(VIDEO, "metadata", lambda: "fetched", encode=str, decode=str)
+    assert fetched == "fetched"
+    assert pauses == [0.004, 0.008, 0.016, 0.032, 0.05, 0.05]
 
 
 def test_redis_down_means_fetching_directly(fake: FakeYouTube, material: MaterialFactory) -> None:

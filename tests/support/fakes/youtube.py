@@ -8,7 +8,9 @@ real JPEGs at YouTube's sizes. Errors use the Data API's error body
 
 Tests add videos with :meth:`FakeYouTube.add_video`, flip the global switches
 (``quota_exceeded``, ``valid_keys``, ``server_error``, ``redirect_to``, ``delay_s``),
-and read back every request from :attr:`FakeYouTube.requests`.
+and read back every request from :attr:`FakeYouTube.requests`. With ``any_video`` set,
+every well-formed id it is asked for is a video (a bench's crowd of links); run alone,
+``python -m tests.support.fakes.youtube --any-video`` serves until interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -37,6 +40,8 @@ THUMBNAIL_SIZES = {
     "default": (120, 90),
 }
 DEFAULT_KEY = "yt-key"
+# What YouTube's video ids look like: 11 characters of the URL-safe base64 alphabet.
+VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 
 
 @cache
@@ -121,6 +126,8 @@ class FakeYouTube(FakeServer):
         self.server_error: int | None = None  # every request answers this 5xx
         self.redirect_to: str | None = None  # every request answers 302 to here
         self.delay_s = 0.0  # before every answer (to make concurrent callers overlap)
+        # Every well-formed id not added is served as a video with this many comments.
+        self.any_video: int | None = None
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
 
@@ -203,7 +210,12 @@ class FakeYouTube(FakeServer):
 
     def _video(self, video_id: str | None) -> FakeVideo | None:
         with self._lock:
-            return self.videos.get(video_id or "")
+            video = self.videos.get(video_id or "")
+        if video is None and self.any_video is not None and VIDEO_ID.fullmatch(video_id or ""):
+            assert video_id is not None
+            comments = make_comments(self.any_video, prefix=f"on {video_id}")
+            video = self.add_video(video_id, title=f"Video {video_id}", comments=comments)
+        return video
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -482,3 +494,39 @@ __all__ = [
 
 
 FakeYouTube.handler = _Handler
+
+
+def main() -> None:
+    """Serve a fake YouTube until interrupted: ``python -m tests.support.fakes.youtube``.
+
+    Prints the settings that point Refract at it, one ``NAME=value`` line each, then an
+    empty line.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake YouTube on 127.0.0.1, for manual runs.")
+    parser.add_argument(
+        "--any-video",
+        type=int,
+        metavar="COMMENTS",
+        default=None,
+        help="serve every well-formed video id, with this many comments",
+    )
+    args = parser.parse_args()
+    fake = FakeYouTube()
+    fake.any_video = args.any_video
+    fake.start()
+    print(f"YOUTUBE_API_KEY={DEFAULT_KEY}")
+    print(f"REFRACT_YOUTUBE_API_URL={fake.api_url}")
+    print(f"REFRACT_YOUTUBE_OEMBED_URL={fake.oembed_url}")
+    print(f"REFRACT_YOUTUBE_THUMBNAIL_URL={fake.thumbnail_url}")
+    print(flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
