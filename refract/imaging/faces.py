@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from refract.core.material import ImageBlob
-from refract.imaging.pixels import ImageInput, encode_png, shrink, to_bgr
+from refract.imaging.pixels import ImageInput, encode_jpeg, shrink, to_bgr
 
 # Detection runs on a copy no larger than this: visitor photos can be 12 MP, the cascade
 # gains nothing from that and slows down quadratically.
@@ -123,11 +123,13 @@ def portrait_box(
 
 
 def crop_largest_face(image_bytes: bytes, *, margin: float = 1.5) -> ImageBlob | None:
-    """The largest face framed head and shoulders, as a square PNG (see
+    """The largest face framed head and shoulders, as a square JPEG (see
     :func:`portrait_box`); ``None`` when no face is found.
 
     A tight box around the face would cut off the hair, the clothes and whatever the
-    visitor wears or holds, which is what makes a portrait theirs.
+    visitor wears or holds, which is what makes a portrait theirs. The crop goes to the
+    model as it is: a JPEG is encoded in ~1 ms where a PNG takes ~4, and is a sixth of
+    the size to send (~50 against ~300 KB for a 400-pixel crop).
     """
     bgr = to_bgr(image_bytes)
     # Only the largest face is wanted: a search for large faces alone (a few times
@@ -138,4 +140,4 @@ def crop_largest_face(image_bytes: bytes, *, margin: float = 1.5) -> ImageBlob |
         return None
     height, width = bgr.shape[:2]
     x0, y0, side = portrait_box(faces[0], width, height, margin=margin)
-    return ImageBlob(encode_png(bgr[y0 : y0 + side, x0 : x0 + side]), "image/png")
+    return ImageBlob(encode_jpeg(bgr[y0 : y0 + side, x0 : x0 + side]), "image/jpeg")

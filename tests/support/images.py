@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 import struct
 import zlib
 from pathlib import Path
@@ -24,6 +25,13 @@ def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt, **params)
     return out.getvalue()
+
+
+def noise(size: tuple[int, int] = (64, 48), mode: str = "RGB", seed: int = 1) -> Image.Image:
+    """A deterministic noisy image: it compresses badly, so cutting its bytes loses pixels."""
+    bands = len(mode)
+    data = random.Random(seed).randbytes(size[0] * size[1] * bands)
+    return Image.frombytes(mode, size, data)
 
 
 def small_image(fmt: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:

@@ -87,9 +87,9 @@ def test_detection_is_consistent_across_threads() -> None:
 def test_crop_largest_face_frames_head_and_shoulders() -> None:
     blob = crop_largest_face(_fixture("astronaut.png"))
     assert blob is not None
-    assert blob.mime_type == "image/png"
+    assert blob.mime_type == "image/jpeg"
     crop = Image.open(io.BytesIO(blob.data))
-    assert crop.format == "PNG"
+    assert crop.format == "JPEG"
     assert crop.width == crop.height
     # 95 px face grown by 1.5 of its size on each side: the suit and shoulders are in.
     assert abs(crop.width - (95 * 4)) <= 16

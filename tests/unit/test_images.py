@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import random
 import struct
 import zlib
 from typing import Any
@@ -25,24 +24,11 @@ from refract.core.errors import (
     ValidationFailed,
 )
 from refract.imaging.uploads import NOT_A_DATA_URL, CleanImage, decode_data_url, sanitize_image
+from tests.support.images import encode, noise
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 SECRET = "Secret-Location-42"
-
-
-def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
-    """Encode ``image`` as ``fmt`` with Pillow."""
-    out = io.BytesIO()
-    image.save(out, format=fmt, **params)
-    return out.getvalue()
-
-
-def noise(size: tuple[int, int] = (64, 48), mode: str = "RGB", seed: int = 1) -> Image.Image:
-    """A deterministic noisy image: it compresses badly, so cutting its bytes loses pixels."""
-    bands = len(mode)
-    data = random.Random(seed).randbytes(size[0] * size[1] * bands)
-    return Image.frombytes(mode, size, data)
 
 
 def sanitize(data: bytes, **overrides: Any) -> CleanImage:

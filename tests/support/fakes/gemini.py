@@ -34,8 +34,10 @@ _PATH = re.compile(r"^/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):g
 
 
 @cache
+@cache
 def gradient_png(size: int = 256) -> bytes:
-    """A real, decodable PNG: a colour gradient ``size`` pixels square."""
+    """A real, decodable PNG: a colour gradient ``size`` pixels square (made once per
+    size: the fake answers after its latency, not after drawing ~5 ms of pixels)."""
     image = Image.new("RGB", (size, size))
     image.putdata(
         [(x * 255 // size, y * 255 // size, 160) for y in range(size) for x in range(size)]
