@@ -7,7 +7,7 @@ upright per EXIF, and re-encoded from pixels so that no metadata (EXIF, GPS, XMP
 profiles, PNG text chunks) survives. An 8-bit RGB or RGBA PNG that holds nothing but its
 header, pixel data and end (what a booth's canvas capture sends) already has no
 metadata: once it has decoded in full it is kept as sent, which spares the request
-the image's encoding (~17 ms for a 512x512 photo), the longest step of a photo's
+the image's encoding (~15 ms for a 512x512 photo), the longest step of a photo's
 submission.
 
 Choices worth knowing:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -69,7 +70,15 @@ def log_in(driver: webdriver.Chrome, stack: RefractStack, key: str, shots: Path)
     driver.save_screenshot(str(shots / "01-login.png"))
     driver.find_element(By.ID, "key").send_keys(key)
     driver.find_element(By.ID, "login").click()
-    wait_until(driver, lambda: driver.current_url.endswith("/admin/jobs"), "the jobs page")
+    # The path, not the URL's end: the login page's own URL ends with "?next=/admin/jobs",
+    # and a test that went on from there raced the login's redirect (its next page, or
+    # the mark it left on the login page, lost to the jobs page arriving after).
+    wait_until(driver, lambda: urlsplit(driver.current_url).path == "/admin/jobs", "the jobs page")
+    wait_until(
+        driver,
+        lambda: driver.execute_script("return document.readyState") == "complete",
+        "the jobs page loaded",
+    )
 
 
 def submit_video(booth: httpx.Client, marker: str) -> str:
@@ -113,7 +122,7 @@ def test_log_in_and_watch_a_job_appear_and_finish_without_a_reload(
     wait_until(browser, lambda: status_in_row(browser, job_id), "the new job's row")
     browser.save_screenshot(str(tmp_path / "02-job-appeared.png"))
     wait_until(browser, lambda: status_in_row(browser, job_id) == "succeeded", "it succeed")
-    assert still_same_page(browser)
+    assert still_same_page(browser), f"the page was loaded again: now {browser.current_url}"
     browser.save_screenshot(str(tmp_path / "03-job-finished.png"))
 
     browser.get(f"{stack.url}/admin/")
