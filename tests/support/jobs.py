@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from refract.core.db import session_scope
 from refract.core.models import Artifact, FeatureRun, Job, utcnow
@@ -30,9 +31,9 @@ def media_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def load_job(job_id: str) -> Job:
-    """The job row, with its features loaded."""
-    with session_scope() as session:
+def load_job(job_id: str, sessions: sessionmaker[Session] | None = None) -> Job:
+    """The job row, with its features loaded (from ``sessions``, else the process's)."""
+    with session_scope(sessions) as session:
         job = session.get(Job, uuid.UUID(job_id))
         assert job is not None
         _ = list(job.features)

@@ -17,17 +17,15 @@ from refract.jobs.progress import Event
 from refract.jobs.state import change_job, feature_event
 from tasks.claims import Skip
 from tasks.services import WorkerServices
+from tests.support.jobs import load_job
 
 MakeJob = Callable[..., Job]
 
 
 def stored(services: WorkerServices, job_id: uuid.UUID) -> tuple[Job, dict[str, FeatureRun]]:
-    with services.session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        runs = {run.feature: run for run in job.features}
-        session.expunge_all()
-        return job, runs
+    """The job as committed, and its runs by feature."""
+    job = load_job(str(job_id), services.sessions)
+    return job, {run.feature: run for run in job.features}
 
 
 def test_the_mutation_is_written_aggregated_and_published(

@@ -496,14 +496,7 @@ def main() -> None:
         # One scripted reply per request: enough for any bench that asks for it.
         fake.script(text, *[Reply.hang(float(seconds)) for _ in range(10_000)])
     fake.start()
-    # The setting that points Refract here, then an empty line: the end of the settings.
-    print(f"REFRACT_GEMINI_BASE_URL={fake.url}")
-    print(flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.serve_until_interrupted({"REFRACT_GEMINI_BASE_URL": fake.url})
 
 
 if __name__ == "__main__":

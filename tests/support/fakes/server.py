@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
@@ -61,6 +62,19 @@ class FakeServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def serve_until_interrupted(self, settings: dict[str, str]) -> None:
+        """Run alone (``python -m tests.support.fakes.<name>``), once started: print the
+        ``settings`` that point Refract here, one ``NAME=value`` line each and then an
+        empty line (the end, for a parent reading them), and serve until Ctrl-C."""
+        for name, value in settings.items():
+            print(f"{name}={value}")
+        print(flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.stop()
 
     def __enter__(self) -> Self:
         return self.start()

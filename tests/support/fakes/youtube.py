@@ -516,16 +516,14 @@ def main() -> None:
     fake = FakeYouTube()
     fake.any_video = args.any_video
     fake.start()
-    print(f"YOUTUBE_API_KEY={DEFAULT_KEY}")
-    print(f"REFRACT_YOUTUBE_API_URL={fake.api_url}")
-    print(f"REFRACT_YOUTUBE_OEMBED_URL={fake.oembed_url}")
-    print(f"REFRACT_YOUTUBE_THUMBNAIL_URL={fake.thumbnail_url}")
-    print(flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.serve_until_interrupted(
+        {
+            "YOUTUBE_API_KEY": DEFAULT_KEY,
+            "REFRACT_YOUTUBE_API_URL": fake.api_url,
+            "REFRACT_YOUTUBE_OEMBED_URL": fake.oembed_url,
+            "REFRACT_YOUTUBE_THUMBNAIL_URL": fake.thumbnail_url,
+        }
+    )
 
 
 if __name__ == "__main__":
